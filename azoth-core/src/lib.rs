@@ -1,0 +1,54 @@
+//! Azoth's core: the types, traits, errors, codecs and formats that every other crate of Azoth
+//! shares, and no storage engine.
+//!
+//! | module | what it holds |
+//! | --- | --- |
+//! | [`types`] | `Key`, `Value`, `EventId`, `OperationId`, `Operation`, `Entry`, `DatabaseEvent` |
+//! | [`error`] | [`AzothError`], [`Result`], [`DatabaseResult`], [`Location`] |
+//! | [`event_log`] | the [`EventLog`] trait every log backend implements |
+//! | [`store`] | the [`CanonicalStore`] trait: the durable key-value store under the view |
+//! | [`handler`] | [`EventHandler`]: subscribers |
+//! | [`sync_mode`] | [`SyncMode`]: when appends are made durable |
+//! | [`codec`] | `DatabaseEvent` ⇄ bytes, versioned |
+//! | [`chain`] | the hash chain linking every block to the one before it |
+//! | [`verify`] | [`VerifyReport`]: what an integrity check found |
+//!
+//! ```
+//! use azoth_core::{decode_event, encode_event, DatabaseEvent, Operation, OperationId};
+//!
+//! let event = DatabaseEvent::WriteEvent {
+//!     operation: Operation::Put { key: b"user:1".to_vec(), value: b"Ada".to_vec() },
+//!     operation_id: OperationId::new(1_700_000_000_000_000, 1),
+//! };
+//! let bytes = encode_event(&event)?;
+//! assert_eq!(decode_event(&bytes)?, event);
+//! # Ok::<(), azoth_core::AzothError>(())
+//! ```
+#![warn(missing_docs)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
+pub mod chain;
+pub mod codec;
+pub mod error;
+pub mod event_log;
+pub mod handler;
+pub mod store;
+pub mod sync_mode;
+pub mod types;
+pub mod verify;
+
+pub use chain::{BlockHasher, ChainHash, GENESIS_HASH, block_hash};
+pub use codec::{EVENT_FORMAT_VERSION, decode_event, encode_event, encode_event_into};
+pub use error::{AzothError, DatabaseResult, Location, Result};
+pub use event_log::{EventLog, EventLogIterator, EventLogStats};
+pub use handler::EventHandler;
+pub use store::{
+    CanonicalStore, StoreBatch, StoreIter, StoreStats, StoreWrite, VersionedValue, prefix_successor,
+};
+pub use sync_mode::SyncMode;
+pub use types::{
+    DEFAULT_MAX_VALUE_LEN, DatabaseEvent, Entry, EventId, Key, MAX_KEY_LEN, Operation, OperationId,
+    SequenceNumber, Timestamp, Value,
+};
+pub use verify::{VerifyFailure, VerifyProgress, VerifyReport};

@@ -1,0 +1,2 @@
+//! azoth-projector: see the workspace README; this crate is filled in by its own issue.
+#![warn(missing_docs)]
