@@ -12,6 +12,9 @@
 //! | [`codec`] | `DatabaseEvent` ⇄ bytes, versioned |
 //! | [`chain`] | the hash chain linking every block to the one before it |
 //! | [`verify`] | [`VerifyReport`]: what an integrity check found |
+//! | [`memory_log`] | [`MemoryEventLog`]: the reference `EventLog`, in memory |
+//! | [`memory_store`] | [`MemoryStore`]: the reference `CanonicalStore`, in memory |
+//! | `testing` | the backend conformance suites (feature `testing`) |
 //!
 //! ```
 //! use azoth_core::{decode_event, encode_event, DatabaseEvent, Operation, OperationId};
@@ -33,8 +36,12 @@ pub mod codec;
 pub mod error;
 pub mod event_log;
 pub mod handler;
+pub mod memory_log;
+pub mod memory_store;
 pub mod store;
 pub mod sync_mode;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod types;
 pub mod verify;
 
@@ -43,6 +50,8 @@ pub use codec::{EVENT_FORMAT_VERSION, decode_event, encode_event, encode_event_i
 pub use error::{AzothError, DatabaseResult, Location, Result};
 pub use event_log::{EventLog, EventLogIterator, EventLogStats};
 pub use handler::EventHandler;
+pub use memory_log::MemoryEventLog;
+pub use memory_store::MemoryStore;
 pub use store::{
     CanonicalStore, StoreBatch, StoreIter, StoreStats, StoreWrite, VersionedValue, prefix_successor,
 };

@@ -1,0 +1,1 @@
+//! The EventLog conformance suite.

@@ -1,0 +1,1 @@
+//! The CanonicalStore conformance suite.
