@@ -1,0 +1,268 @@
+//! One LMDB environment as Azoth uses it: reads from any thread that never wait for the
+//! writer, a writer that grows the map when it is full, and a pool of read transactions.
+//!
+//! # Growing the map
+//!
+//! LMDB fails a write with `MDB_MAP_FULL` when the memory map is too small. The writer then
+//! aborts its transaction, doubles the map with `mdb_env_set_mapsize` and retries, so the
+//! error never reaches the caller. LMDB allows resizing an open environment only while this
+//! process has no transaction *in progress*: resizing unmaps and remaps the file, so any
+//! pointer into the old map (a cursor's page, a value being copied) would dangle. The `gate`
+//! enforces that: every LMDB operation (a point read, one chunk of an iterator, a write
+//! transaction) runs while holding the gate shared, and the resize holds it exclusively.
+//!
+//! Read transactions that stay *open* between operations (the pool below, and the snapshot
+//! of a lazy iterator between two chunks) hold no cursor and no pointer into the map: LMDB
+//! copies a read transaction's meta page into the transaction when it begins
+//! (`mdb_txn_renew0`) and computes every page address from the environment's current map
+//! (`mdb_page_get`). Their snapshot is made of pages below the old map size, all of which the
+//! larger map still covers, so they stay valid across the resize. Holding the gate for the
+//! whole life of an iterator instead would let a caller who keeps an iterator and then writes
+//! deadlock itself.
+//!
+//! # The read-transaction pool
+//!
+//! Beginning an LMDB read transaction without thread-local storage takes the reader-table
+//! mutex; that dominates a point read. Read transactions are therefore kept in a pool, tagged
+//! with the commit generation they were begun at, and reused while no commit has happened
+//! since. Every commit bumps the generation and empties the pool, so an apply that returned
+//! is seen by every later read (read-your-writes), and no pooled snapshot pins pages older
+//! than the last commit.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use azoth_core::{AzothError, Result};
+use heed::{Env, EnvFlags, EnvOpenOptions, RoTxn, RwTxn, WithoutTls};
+use parking_lot::{Mutex, RwLock, RwLockReadGuard};
+
+use crate::error::{TxnError, heed_error};
+
+/// How many idle read transactions the pool keeps.
+const POOL_CAPACITY: usize = 64;
+
+/// Map sizes are rounded up to this, a multiple of every page size LMDB runs with.
+const MAP_ALIGN: usize = 1 << 20;
+
+/// A read-only snapshot that owns its environment (`'static`) and may move between threads.
+pub(crate) type StaticTxn = RoTxn<'static, WithoutTls>;
+
+/// How to open an environment.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EnvConfig {
+    /// The initial map size in bytes (rounded up to 1 MiB).
+    pub(crate) map_size: usize,
+    /// Named databases the environment may hold.
+    pub(crate) max_dbs: u32,
+    /// Commit without fsync (`MDB_NOSYNC`); `sync()` makes everything durable.
+    pub(crate) no_sync: bool,
+    /// Open read-only (`MDB_RDONLY`).
+    pub(crate) read_only: bool,
+}
+
+/// An open LMDB environment with the gate, the writer lock and the read-transaction pool.
+pub(crate) struct LmdbEnv {
+    env: Env<WithoutTls>,
+    /// The directory of the environment (holding `data.mdb` and `lock.mdb`).
+    dir: PathBuf,
+    /// Shared by every LMDB operation, exclusive for a resize (see the module docs).
+    gate: RwLock<()>,
+    /// Serializes writers, so that only the writer thread ever resizes.
+    writer: Mutex<()>,
+    /// Bumped after every commit.
+    generation: AtomicU64,
+    pool: Mutex<Vec<(u64, StaticTxn)>>,
+}
+
+impl std::fmt::Debug for LmdbEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LmdbEnv")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LmdbEnv {
+    /// Opens (creating if needed, unless read-only) the environment in `dir`.
+    pub(crate) fn open(dir: &Path, config: EnvConfig) -> Result<Self> {
+        if !config.read_only {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut options = EnvOpenOptions::new().read_txn_without_tls();
+        options
+            .map_size(round_map_size(config.map_size))
+            .max_dbs(config.max_dbs)
+            .max_readers(1024);
+        let mut flags = EnvFlags::empty();
+        if config.no_sync {
+            flags |= EnvFlags::NO_SYNC;
+        }
+        if config.read_only {
+            flags |= EnvFlags::READ_ONLY;
+        }
+        // SAFETY: `NO_SYNC` only gives up durability across power loss until `force_sync`,
+        // which `SyncMode::IntervalMs`/`Never` and a store's checkpointing accept by design;
+        // `READ_ONLY` is a safe flag.
+        unsafe {
+            options.flags(flags);
+        }
+        // SAFETY: the memory map is only unsafe if the file is modified behind LMDB's back.
+        // Azoth writes the file only through this environment, guarded by the directory lock
+        // (`DirLock`) against a second writer, and never truncates or rewrites it in place
+        // (compaction writes a new file beside it). A read-only handle in another process
+        // goes through LMDB's own lock file.
+        let env = unsafe { options.open(dir) }.map_err(|e| heed_error(e, dir))?;
+        Ok(Self {
+            env,
+            dir: dir.to_path_buf(),
+            gate: RwLock::new(()),
+            writer: Mutex::new(()),
+            generation: AtomicU64::new(0),
+            pool: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The heed environment (for opening databases and copying).
+    pub(crate) fn env(&self) -> &Env<WithoutTls> {
+        &self.env
+    }
+
+    /// The environment's directory.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The data file.
+    pub(crate) fn data_file(&self) -> PathBuf {
+        self.dir.join("data.mdb")
+    }
+
+    /// Converts a heed error naming this environment's data file.
+    pub(crate) fn err(&self, e: heed::Error) -> AzothError {
+        heed_error(e, &self.data_file())
+    }
+
+    /// Holds the gate shared: LMDB operations may run, the map does not move.
+    pub(crate) fn gate(&self) -> RwLockReadGuard<'_, ()> {
+        self.gate.read()
+    }
+
+    /// Begins a new snapshot owning the environment. Call with the gate held.
+    pub(crate) fn snapshot(&self) -> Result<StaticTxn> {
+        self.env.clone().static_read_txn().map_err(|e| self.err(e))
+    }
+
+    /// Runs `f` on a read snapshot at least as new as the last commit that returned.
+    ///
+    /// `f` must copy what it keeps out of the transaction.
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&StaticTxn) -> heed::Result<R>) -> Result<R> {
+        let _gate = self.gate.read();
+        // Load the generation before beginning a transaction: a transaction tagged `g` sees
+        // every commit up to `g` (and perhaps later ones, which only makes it retire early).
+        let generation = self.generation.load(Ordering::Acquire);
+        let pooled = self.pool.lock().pop();
+        let txn = match pooled {
+            Some((g, txn)) if g == generation => txn,
+            stale => {
+                drop(stale);
+                self.snapshot()?
+            }
+        };
+        let result = f(&txn).map_err(|e| self.err(e));
+        if self.generation.load(Ordering::Acquire) == generation {
+            let mut pool = self.pool.lock();
+            if pool.len() < POOL_CAPACITY {
+                pool.push((generation, txn));
+            }
+        }
+        result
+    }
+
+    /// Runs `f` in a write transaction and commits it, durably unless the environment was
+    /// opened with `no_sync`. On `MDB_MAP_FULL` (from `f` or the commit) the transaction is
+    /// aborted, the map doubled and `f` run again on a fresh transaction; `f` must therefore
+    /// do the same thing each time it is called.
+    pub(crate) fn write<R>(
+        &self,
+        mut f: impl FnMut(&mut RwTxn<'_>) -> std::result::Result<R, TxnError>,
+    ) -> Result<R> {
+        let _writer = self.writer.lock();
+        loop {
+            let outcome = {
+                let _gate = self.gate.read();
+                let mut txn = self.env.write_txn().map_err(|e| self.err(e))?;
+                match f(&mut txn) {
+                    // A failed commit aborts the transaction inside LMDB.
+                    Ok(r) => txn.commit().map(|()| r).map_err(TxnError::from),
+                    Err(e) => {
+                        txn.abort();
+                        Err(e)
+                    }
+                }
+            };
+            match outcome {
+                Ok(r) => {
+                    self.generation.fetch_add(1, Ordering::AcqRel);
+                    // Retire the snapshots of the previous generation now, so that they do not
+                    // keep LMDB from reusing the pages this commit freed.
+                    let retired = std::mem::take(&mut *self.pool.lock());
+                    drop(retired);
+                    return Ok(r);
+                }
+                Err(e) if e.is_map_full() => self.grow()?,
+                Err(e) => return Err(e.into_azoth(&self.data_file())),
+            }
+        }
+    }
+
+    /// Doubles the map. Called by the writer (holding `writer`) with no write transaction open.
+    fn grow(&self) -> Result<()> {
+        let _exclusive = self.gate.write();
+        let old = self.env.info().map_size;
+        let new = old
+            .checked_mul(2)
+            .ok_or_else(|| AzothError::Io(std::io::Error::other("LMDB map cannot grow further")))?;
+        // SAFETY: LMDB requires that no transaction of this process is in progress during
+        // `mdb_env_set_mapsize`. The write transaction was aborted above and only the writer
+        // (we hold its lock) begins one; every other LMDB operation holds the gate shared, and
+        // we hold it exclusively, so no cursor or pointer into the map is alive. Read
+        // transactions left open between operations survive the remap (module docs).
+        unsafe { self.env.resize(new) }.map_err(|e| self.err(e))?;
+        tracing::info!(dir = %self.dir.display(), old, new, "LMDB map grown");
+        Ok(())
+    }
+
+    /// Forces everything committed to disk (`mdb_env_sync(force)`).
+    pub(crate) fn force_sync(&self) -> Result<()> {
+        let _gate = self.gate.read();
+        self.env.force_sync().map_err(|e| self.err(e))
+    }
+
+    /// The size of the data file.
+    pub(crate) fn file_size(&self) -> Result<u64> {
+        Ok(std::fs::metadata(self.data_file())?.len())
+    }
+
+    /// Drops every pooled snapshot (before the environment is replaced or closed).
+    pub(crate) fn clear_pool(&self) {
+        let retired = std::mem::take(&mut *self.pool.lock());
+        drop(retired);
+    }
+}
+
+/// Rounds `size` up to a multiple of [`MAP_ALIGN`] (at least one).
+fn round_map_size(size: usize) -> usize {
+    size.max(1).div_ceil(MAP_ALIGN).saturating_mul(MAP_ALIGN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::round_map_size;
+
+    #[test]
+    fn map_sizes_are_aligned() {
+        assert_eq!(round_map_size(0), 1 << 20);
+        assert_eq!(round_map_size(1), 1 << 20);
+        assert_eq!(round_map_size((1 << 20) + 1), 2 << 20);
+    }
+}

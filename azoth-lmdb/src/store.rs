@@ -1,0 +1,421 @@
+//! [`LmdbStore`]: the canonical key-value store on LMDB.
+//!
+//! # Layout
+//!
+//! ```text
+//! dir/
+//!   LOCK                      exclusive lock of the writer (flock)
+//!   CURRENT                   the name of the live environment, e.g. "env-00000000000000000000"
+//!   env-<generation:020>/     the LMDB environment: data.mdb, lock.mdb
+//! ```
+//!
+//! The environment holds three named databases: `state` (key → 16-byte version + value, see
+//! `value.rs`), `metadata` (name → bytes) and `system` (the checkpoint). Compaction writes a
+//! compacted copy as the next generation and switches `CURRENT` with an atomic rename, so a
+//! crash at any moment leaves either the old or the new environment live, whole.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use azoth_core::{
+    AzothError, CanonicalStore, EventId, Location, MAX_KEY_LEN, Result, StoreBatch, StoreIter,
+    StoreStats, VersionedValue,
+};
+use heed::types::Bytes;
+use heed::{CommitOrAbort, CompactionOption, Database};
+use parking_lot::{Mutex, RwLock};
+
+use crate::env::{EnvConfig, LmdbEnv};
+use crate::lock::DirLock;
+use crate::store_iter::RangeIter;
+use crate::store_options::LmdbStoreOptions;
+use crate::{fsutil, value};
+
+/// A database of raw bytes, valid for the life of its environment.
+pub(crate) type Db = Database<'static, Bytes, Bytes>;
+
+/// The key of the checkpoint in the `system` database.
+const CHECKPOINT_KEY: &[u8] = b"checkpoint";
+
+/// The file naming the live environment.
+const CURRENT_FILE: &str = "CURRENT";
+
+/// One generation of the store's environment with its databases.
+pub(crate) struct StoreEnv {
+    pub(crate) env: LmdbEnv,
+    pub(crate) state: Db,
+    metadata: Db,
+    system: Db,
+}
+
+impl StoreEnv {
+    fn open(dir: &Path, options: &LmdbStoreOptions) -> Result<Self> {
+        let env = LmdbEnv::open(
+            dir,
+            EnvConfig {
+                map_size: options.map_size,
+                max_dbs: 4,
+                no_sync: !options.durable_apply,
+                read_only: false,
+            },
+        )?;
+        let wtxn = env.env().write_txn().map_err(|e| env.err(e))?;
+        let created = env
+            .env()
+            .create_databases_and_commit(wtxn, |dbo, wtxn| -> heed::Result<_> {
+                let state = dbo.create_database::<Bytes, Bytes>(wtxn, Some("state"))?;
+                let metadata = dbo.create_database::<Bytes, Bytes>(wtxn, Some("metadata"))?;
+                let system = dbo.create_database::<Bytes, Bytes>(wtxn, Some("system"))?;
+                Ok(CommitOrAbort::<_, ()>::Commit((state, metadata, system)))
+            })
+            .map_err(|e| env.err(e))?;
+        let (state, metadata, system) = match created {
+            CommitOrAbort::Commit(dbs) => dbs,
+            CommitOrAbort::Abort(()) => {
+                return Err(AzothError::Config(
+                    "creating the databases was aborted".into(),
+                ));
+            }
+        };
+        Ok(Self {
+            env,
+            state,
+            metadata,
+            system,
+        })
+    }
+}
+
+/// The canonical key-value store on LMDB: the durable state under the view.
+///
+/// One LMDB environment; an [`apply`](CanonicalStore::apply) is one write transaction
+/// holding the writes, the checkpoint and the metadata, durable when it returns. Reads run on
+/// any thread, never wait for the writer, and reuse pooled read transactions between commits.
+/// The map grows by itself; `MDB_MAP_FULL` never reaches the caller.
+///
+/// ```
+/// use azoth_core::{CanonicalStore, OperationId, StoreBatch, StoreWrite};
+///
+/// let dir = tempfile::tempdir()?;
+/// let store = azoth_lmdb::LmdbStore::open(dir.path())?;
+/// store.apply(&StoreBatch {
+///     writes: vec![StoreWrite {
+///         key: b"user:1".to_vec(),
+///         value: Some(b"Ada".to_vec()),
+///         operation_id: OperationId::new(1, 1),
+///     }],
+///     checkpoint: Some(1),
+///     metadata: vec![],
+/// })?;
+/// assert_eq!(store.get(b"user:1")?.map(|v| v.value), Some(b"Ada".to_vec()));
+/// assert_eq!(store.checkpoint()?, 1);
+/// # Ok::<(), azoth_core::AzothError>(())
+/// ```
+pub struct LmdbStore {
+    dir: PathBuf,
+    options: LmdbStoreOptions,
+    current: RwLock<Arc<StoreEnv>>,
+    /// Serializes `apply` and `compact`; holds the live generation.
+    apply_lock: Mutex<u64>,
+    _lock: DirLock,
+}
+
+impl std::fmt::Debug for LmdbStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LmdbStore")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LmdbStore {
+    /// Opens (creating if needed) the store in `dir` with default options.
+    ///
+    /// # Errors
+    /// [`Locked`](AzothError::Locked) if another handle holds `dir`; I/O errors; `Corruption`
+    /// if LMDB finds the file damaged.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
+        LmdbStoreOptions::default().open(dir)
+    }
+
+    pub(crate) fn open_with(dir: &Path, options: LmdbStoreOptions) -> Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let lock = DirLock::acquire(dir)?;
+        let generation = read_current(dir)?;
+        remove_stale_generations(dir, generation);
+        let env_dir = dir.join(env_name(generation));
+        let store_env = StoreEnv::open(&env_dir, &options)?;
+        if !dir.join(CURRENT_FILE).exists() {
+            write_current(dir, generation)?;
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            options,
+            current: RwLock::new(Arc::new(store_env)),
+            apply_lock: Mutex::new(generation),
+            _lock: lock,
+        })
+    }
+
+    /// The directory of the live LMDB environment.
+    pub fn env_path(&self) -> PathBuf {
+        self.current.read().env.dir().to_path_buf()
+    }
+
+    fn live(&self) -> Arc<StoreEnv> {
+        Arc::clone(&self.current.read())
+    }
+}
+
+/// Refuses keys LMDB cannot hold, before LMDB sees them.
+fn check_key(key: &[u8]) -> Result<()> {
+    if key.is_empty() {
+        Err(AzothError::EmptyKey)
+    } else if key.len() > MAX_KEY_LEN {
+        Err(AzothError::KeyTooLarge {
+            len: key.len(),
+            max: MAX_KEY_LEN,
+        })
+    } else {
+        Ok(())
+    }
+}
+
+fn short_value(env: &LmdbEnv, key: &[u8]) -> AzothError {
+    AzothError::corruption(
+        Location::file(env.data_file()),
+        format!("stored value of key {key:02x?} is shorter than its version header"),
+    )
+}
+
+impl CanonicalStore for LmdbStore {
+    fn get(&self, key: &[u8]) -> Result<Option<VersionedValue>> {
+        if key.is_empty() || key.len() > MAX_KEY_LEN {
+            // Such a key can never have been stored.
+            return Ok(None);
+        }
+        let current = self.current.read();
+        let found = current
+            .env
+            .read(|txn| Ok(current.state.get(txn, key)?.map(value::decode)))?;
+        match found {
+            None => Ok(None),
+            Some(Some(v)) => Ok(Some(v)),
+            Some(None) => Err(short_value(&current.env, key)),
+        }
+    }
+
+    fn range(&self, start: Option<&[u8]>, end: Option<&[u8]>) -> Result<StoreIter> {
+        let live = self.live();
+        let txn = {
+            let _gate = live.env.gate();
+            live.env.snapshot()?
+        };
+        Ok(Box::new(RangeIter::new(live, txn, start, end)))
+    }
+
+    fn apply(&self, batch: &StoreBatch) -> Result<()> {
+        for write in &batch.writes {
+            check_key(&write.key)?;
+        }
+        for (name, _) in &batch.metadata {
+            check_key(name.as_bytes())?;
+        }
+        let _apply = self.apply_lock.lock();
+        let live = self.live();
+        let (state, metadata, system) = (live.state, live.metadata, live.system);
+        live.env.write(|txn| {
+            for write in &batch.writes {
+                match &write.value {
+                    Some(v) => {
+                        let header = value::header(write.operation_id);
+                        // Reserve the space and write straight into the page: no staging copy.
+                        state.put_reserved(
+                            txn,
+                            &write.key,
+                            value::HEADER_LEN + v.len(),
+                            |out| {
+                                out.write_all(&header)?;
+                                out.write_all(v)
+                            },
+                        )?;
+                    }
+                    None => {
+                        state.delete(txn, &write.key)?;
+                    }
+                }
+            }
+            if let Some(checkpoint) = batch.checkpoint {
+                system.put(txn, CHECKPOINT_KEY, &checkpoint.to_be_bytes())?;
+            }
+            for (name, v) in &batch.metadata {
+                match v {
+                    Some(v) => metadata.put(txn, name.as_bytes(), v)?,
+                    None => {
+                        metadata.delete(txn, name.as_bytes())?;
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn checkpoint(&self) -> Result<EventId> {
+        let current = self.current.read();
+        let raw = current
+            .env
+            .read(|txn| Ok(current.system.get(txn, CHECKPOINT_KEY)?.map(<[u8]>::to_vec)))?;
+        match raw {
+            None => Ok(0),
+            Some(bytes) => match <[u8; 8]>::try_from(bytes.as_slice()) {
+                Ok(b) => Ok(u64::from_be_bytes(b)),
+                Err(_) => Err(AzothError::corruption(
+                    Location::file(current.env.data_file()),
+                    "the checkpoint is not 8 bytes",
+                )),
+            },
+        }
+    }
+
+    fn get_metadata(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        if name.is_empty() || name.len() > MAX_KEY_LEN {
+            return Ok(None);
+        }
+        let current = self.current.read();
+        current.env.read(|txn| {
+            Ok(current
+                .metadata
+                .get(txn, name.as_bytes())?
+                .map(<[u8]>::to_vec))
+        })
+    }
+
+    fn list_metadata(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let current = self.current.read();
+        let raw = current.env.read(|txn| {
+            let mut out = Vec::new();
+            for item in current.metadata.prefix_iter(txn, prefix.as_bytes())? {
+                let (k, v) = item?;
+                out.push((k.to_vec(), v.to_vec()));
+            }
+            Ok(out)
+        })?;
+        raw.into_iter()
+            .map(|(k, v)| {
+                String::from_utf8(k)
+                    .map(|name| (name, v))
+                    .map_err(|e| AzothError::Encoding(format!("metadata name: {e}")))
+            })
+            .collect()
+    }
+
+    fn sync(&self) -> Result<()> {
+        self.current.read().env.force_sync()
+    }
+
+    fn stats(&self) -> Result<StoreStats> {
+        let entries = {
+            let current = self.current.read();
+            current.env.read(|txn| current.state.len(txn))?
+        };
+        let live = self.live();
+        Ok(StoreStats {
+            entries,
+            bytes: live.env.file_size()?,
+            checkpoint: self.checkpoint()?,
+        })
+    }
+
+    fn compact(&self) -> Result<u64> {
+        let mut generation = self.apply_lock.lock();
+        let old = self.live();
+        let old_size = old.env.file_size()?;
+        let next = generation.saturating_add(1);
+        let tmp = self.dir.join(format!("{}.tmp", env_name(next)));
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp)?;
+        }
+        std::fs::create_dir_all(&tmp)?;
+        {
+            // No writer can run (we hold the apply lock); the gate keeps the map still.
+            let _gate = old.env.gate();
+            let file = old
+                .env
+                .env()
+                .copy_to_path(tmp.join("data.mdb"), CompactionOption::Enabled)
+                .map_err(|e| old.env.err(e))?;
+            file.sync_all()?;
+        }
+        let next_dir = self.dir.join(env_name(next));
+        std::fs::rename(&tmp, &next_dir)?;
+        fsutil::sync_dir(&self.dir)?;
+        let new_env = StoreEnv::open(&next_dir, &self.options)?;
+        let new_size = new_env.env.file_size()?;
+        // The switch: after this rename the compacted copy is the store.
+        write_current(&self.dir, next)?;
+        old.env.clear_pool();
+        *self.current.write() = Arc::new(new_env);
+        *generation = next;
+        // Iterators still reading the old generation keep its files open; unlinking them is
+        // safe on Unix and the space returns when the last one is dropped.
+        let old_dir = old.env.dir().to_path_buf();
+        drop(old);
+        if let Err(e) = std::fs::remove_dir_all(&old_dir) {
+            tracing::warn!(dir = %old_dir.display(), error = %e, "removing the old environment failed");
+        }
+        tracing::info!(old_size, new_size, "store compacted");
+        Ok(old_size.saturating_sub(new_size))
+    }
+}
+
+/// The directory name of generation `generation`.
+fn env_name(generation: u64) -> String {
+    format!("env-{generation:020}")
+}
+
+/// The live generation named by `CURRENT`; 0 for a new store.
+fn read_current(dir: &Path) -> Result<u64> {
+    let path = dir.join(CURRENT_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e.into()),
+    };
+    text.trim()
+        .strip_prefix("env-")
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| {
+            AzothError::corruption(Location::file(path), format!("bad CURRENT {text:?}"))
+        })
+}
+
+/// Points `CURRENT` at `generation` atomically and durably.
+fn write_current(dir: &Path, generation: u64) -> Result<()> {
+    let tmp = dir.join(format!("{CURRENT_FILE}.tmp"));
+    {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(format!("{}\n", env_name(generation)).as_bytes())?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&tmp, dir.join(CURRENT_FILE))?;
+    fsutil::sync_dir(dir)?;
+    Ok(())
+}
+
+/// Removes environments of other generations left by an interrupted compaction.
+fn remove_stale_generations(dir: &Path, live: u64) {
+    let live_name = env_name(live);
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("env-") && name != live_name {
+            if let Err(e) = std::fs::remove_dir_all(entry.path()) {
+                tracing::warn!(dir = %entry.path().display(), error = %e, "removing a stale environment failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! The lazy range iterator of [`LmdbStore`](crate::LmdbStore): a `'static` snapshot read in
+//! chunks.
+
+use std::collections::VecDeque;
+use std::ops::Bound;
+use std::sync::Arc;
+
+use azoth_core::{AzothError, Key, Location, Result, VersionedValue};
+
+use crate::env::StaticTxn;
+use crate::store::StoreEnv;
+use crate::value;
+
+/// Entries copied out of the map per chunk: enough to amortize the seek, few enough to keep
+/// memory bounded.
+const CHUNK: usize = 256;
+
+/// Iterates `[from, end)` of one snapshot.
+///
+/// The iterator owns a read transaction (its snapshot) but no cursor: each chunk opens a fresh
+/// cursor positioned after the last key returned, copies up to [`CHUNK`] entries out and
+/// closes it, holding the environment's gate only meanwhile. No self-referential borrow is
+/// needed, and the map can grow between chunks.
+pub(crate) struct RangeIter {
+    store: Arc<StoreEnv>,
+    txn: Option<StaticTxn>,
+    from: Bound<Vec<u8>>,
+    end: Option<Vec<u8>>,
+    buffer: VecDeque<(Key, VersionedValue)>,
+}
+
+impl RangeIter {
+    /// An iterator over `[start, end)` of `txn`'s snapshot.
+    pub(crate) fn new(
+        store: Arc<StoreEnv>,
+        txn: StaticTxn,
+        start: Option<&[u8]>,
+        end: Option<&[u8]>,
+    ) -> Self {
+        let empty = matches!((start, end), (Some(s), Some(e)) if s >= e);
+        Self {
+            store,
+            txn: (!empty).then_some(txn),
+            from: start.map_or(Bound::Unbounded, |s| Bound::Included(s.to_vec())),
+            end: end.map(<[u8]>::to_vec),
+            buffer: VecDeque::new(),
+        }
+    }
+
+    /// Copies the next chunk into `buffer`; drops the snapshot when the range is exhausted.
+    fn fill(&mut self) -> Result<()> {
+        let Some(txn) = &self.txn else {
+            return Ok(());
+        };
+        let env = &self.store.env;
+        let _gate = env.gate();
+        let bounds = (
+            self.from.as_ref().map(Vec::as_slice),
+            self.end
+                .as_deref()
+                .map_or(Bound::Unbounded, Bound::Excluded),
+        );
+        let iter = self
+            .store
+            .state
+            .range(txn, &bounds)
+            .map_err(|e| env.err(e))?;
+        let mut taken = 0;
+        for item in iter.take(CHUNK) {
+            let (key, stored) = item.map_err(|e| env.err(e))?;
+            let versioned = value::decode(stored).ok_or_else(|| {
+                AzothError::corruption(
+                    Location::file(env.data_file()),
+                    format!("stored value of key {key:02x?} is shorter than its version header"),
+                )
+            })?;
+            self.buffer.push_back((key.to_vec(), versioned));
+            taken += 1;
+        }
+        if taken < CHUNK {
+            self.txn = None;
+        } else if let Some((last, _)) = self.buffer.back() {
+            self.from = Bound::Excluded(last.clone());
+        }
+        Ok(())
+    }
+}
+
+impl Iterator for RangeIter {
+    type Item = Result<(Key, VersionedValue)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.buffer.is_empty() {
+            if let Err(e) = self.fill() {
+                self.txn = None;
+                return Some(Err(e));
+            }
+        }
+        self.buffer.pop_front().map(Ok)
+    }
+}
