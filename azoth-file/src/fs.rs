@@ -1,0 +1,210 @@
+//! The small file-system layer the writer goes through, so tests can make writes and syncs
+//! fail on purpose.
+//!
+//! Only writes, syncs, renames and removals go through it; reads use `std::fs` directly,
+//! because a failed read needs no recovery. [`StdFs`] is the real thing; [`FaultyFs`] wraps it
+//! and fails the operations a test chooses. Neither is part of the stable API.
+
+use std::fmt::Debug;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+/// A file the log writes: positional writes, data sync, truncation.
+pub trait WritableFile: Send + Sync + Debug {
+    /// Writes all of `buf` at `offset`.
+    ///
+    /// # Errors
+    /// Any I/O error; part of `buf` may have been written.
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
+    /// Makes the written data durable (fdatasync).
+    ///
+    /// # Errors
+    /// Any I/O error; the durability of earlier writes is then unknown.
+    fn sync_data(&self) -> io::Result<()>;
+    /// Truncates or extends the file to `len` bytes.
+    ///
+    /// # Errors
+    /// Any I/O error.
+    fn set_len(&self, len: u64) -> io::Result<()>;
+}
+
+/// The directory operations of the log.
+pub trait FileSystem: Send + Sync + Debug {
+    /// Opens `path` for writing, creating it if `create` (failing if it then exists).
+    ///
+    /// # Errors
+    /// Any I/O error.
+    fn open_writable(&self, path: &Path, create: bool) -> io::Result<Arc<dyn WritableFile>>;
+    /// Makes the directory's entries durable (fsync of the directory).
+    ///
+    /// # Errors
+    /// Any I/O error.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Renames `from` to `to` atomically.
+    ///
+    /// # Errors
+    /// Any I/O error.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Removes the file at `path`.
+    ///
+    /// # Errors
+    /// Any I/O error.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+}
+
+/// The real file system.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StdFs;
+
+#[derive(Debug)]
+struct StdFile(File);
+
+impl WritableFile for StdFile {
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.0.write_all_at(buf, offset)
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        self.0.sync_data()
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.0.set_len(len)
+    }
+}
+
+impl FileSystem for StdFs {
+    fn open_writable(&self, path: &Path, create: bool) -> io::Result<Arc<dyn WritableFile>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(create)
+            .open(path)?;
+        Ok(Arc::new(StdFile(file)))
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)
+    }
+}
+
+/// Which faults [`FaultyFs`] injects next; counters count down per matching operation.
+#[derive(Debug, Default, Clone)]
+pub struct FaultPlan {
+    /// Fail the write after this many more succeed (`Some(0)`: the next one).
+    pub fail_write_after: Option<u64>,
+    /// When a write fails, first write this many of its bytes (a short write).
+    pub short_write_bytes: usize,
+    /// Fail every write with `ENOSPC` while set.
+    pub no_space: bool,
+    /// Fail the sync after this many more succeed.
+    pub fail_sync_after: Option<u64>,
+}
+
+/// A [`FileSystem`] over [`StdFs`] that fails the operations its [`FaultPlan`] names.
+#[derive(Debug, Default, Clone)]
+pub struct FaultyFs {
+    plan: Arc<Mutex<FaultPlan>>,
+}
+
+impl FaultyFs {
+    /// A file system that fails nothing until told to.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Changes the plan.
+    pub fn set(&self, f: impl FnOnce(&mut FaultPlan)) {
+        f(&mut self.plan.lock());
+    }
+}
+
+#[derive(Debug)]
+struct FaultyFile {
+    inner: StdFile,
+    plan: Arc<Mutex<FaultPlan>>,
+}
+
+fn count_down(counter: &mut Option<u64>) -> bool {
+    match counter {
+        Some(0) => {
+            *counter = None;
+            true
+        }
+        Some(n) => {
+            *n -= 1;
+            false
+        }
+        None => false,
+    }
+}
+
+impl WritableFile for FaultyFile {
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        let (fail, no_space, short) = {
+            let mut plan = self.plan.lock();
+            let fail = count_down(&mut plan.fail_write_after);
+            (fail, plan.no_space, plan.short_write_bytes)
+        };
+        if fail || no_space {
+            let n = short.min(buf.len());
+            self.inner.write_all_at(&buf[..n], offset)?;
+            return Err(if no_space {
+                io::Error::from_raw_os_error(libc::ENOSPC)
+            } else {
+                io::Error::other("injected write failure")
+            });
+        }
+        self.inner.write_all_at(buf, offset)
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        if count_down(&mut self.plan.lock().fail_sync_after) {
+            return Err(io::Error::other("injected sync failure"));
+        }
+        self.inner.sync_data()
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.inner.set_len(len)
+    }
+}
+
+impl FileSystem for FaultyFs {
+    fn open_writable(&self, path: &Path, create: bool) -> io::Result<Arc<dyn WritableFile>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(create)
+            .open(path)?;
+        Ok(Arc::new(FaultyFile {
+            inner: StdFile(file),
+            plan: Arc::clone(&self.plan),
+        }))
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        StdFs.sync_dir(dir)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        StdFs.rename(from, to)
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        StdFs.remove_file(path)
+    }
+}

@@ -1,0 +1,455 @@
+//! [`FileEventLog`]: the segmented file log, and its [`EventLog`] implementation.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use azoth_core::{
+    AzothError, ChainHash, EventId, EventLog, EventLogIterator, EventLogStats, Result, SyncMode,
+};
+use crossbeam_channel::{Receiver, Sender, bounded};
+use parking_lot::{Mutex, RwLock};
+
+use crate::file_name::{self, INDEX_EXT, SEGMENT_EXT, TEMP_EXT};
+use crate::format::{SEGMENT_HEADER_LEN, encode_frame, frame_len};
+use crate::fs::WritableFile;
+use crate::index::SegmentIndex;
+use crate::lock::DirLock;
+use crate::options::FileLogOptions;
+use crate::reader::FileLogIter;
+use crate::recovery::{create_segment, recover};
+use crate::segment::Segment;
+use crate::unit::{Unit, Units};
+
+/// The state readers and the writer share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) dir: PathBuf,
+    pub(crate) units: RwLock<Units>,
+    pub(crate) options: FileLogOptions,
+    /// Why the log refuses writes, once a sync failed.
+    poisoned: Mutex<Option<String>>,
+    /// The active segment's file, for the interval sync thread.
+    active_file: Mutex<Option<Arc<dyn WritableFile>>>,
+}
+
+impl Shared {
+    fn poison(&self, detail: String) {
+        tracing::error!(dir = %self.dir.display(), %detail, "event log poisoned");
+        let mut p = self.poisoned.lock();
+        if p.is_none() {
+            *p = Some(detail);
+        }
+    }
+
+    fn check_poisoned(&self) -> Result<()> {
+        match &*self.poisoned.lock() {
+            Some(detail) => Err(AzothError::Poisoned {
+                detail: detail.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The writer's side: the one place appends happen.
+#[derive(Debug)]
+struct Writer {
+    seg: Arc<Segment>,
+    file: Arc<dyn WritableFile>,
+    offset: u64,
+    next_id: EventId,
+    last_hash: ChainHash,
+    /// The frame under construction, reused so appends do not allocate.
+    buf: Vec<u8>,
+}
+
+/// Stops the interval sync thread when dropped.
+#[derive(Debug)]
+struct Syncer {
+    stop: Sender<()>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Drop for Syncer {
+    fn drop(&mut self) {
+        let _ = self.stop.send(());
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// The segmented append-only file event log: Azoth's default log backend.
+///
+/// See the crate documentation for the design and `FORMAT.md` for the bytes.
+#[derive(Debug)]
+pub struct FileEventLog {
+    pub(crate) shared: Arc<Shared>,
+    writer: Option<Mutex<Writer>>,
+    // Dropped after the writer, so the lock outlives every write.
+    _syncer: Option<Syncer>,
+    _lock: Option<DirLock>,
+}
+
+impl FileEventLog {
+    /// Opens (creating if needed) the log in `dir` with the default options.
+    ///
+    /// # Errors
+    /// As [`FileLogOptions::open`].
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
+        FileLogOptions::default().open(dir)
+    }
+
+    /// Opens the log in `dir` read-only (no lock, no repair); see
+    /// [`FileLogOptions::open_read_only`].
+    ///
+    /// # Errors
+    /// As [`FileLogOptions::open_read_only`].
+    pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Self> {
+        FileLogOptions::default().open_read_only(dir)
+    }
+
+    pub(crate) fn open_with(dir: &Path, options: FileLogOptions, read_only: bool) -> Result<Self> {
+        if options.segment_size < SEGMENT_HEADER_LEN as u64 {
+            return Err(AzothError::Config(format!(
+                "segment size {} is smaller than a segment header",
+                options.segment_size
+            )));
+        }
+        if let SyncMode::IntervalMs(0) = options.sync_mode {
+            return Err(AzothError::Config("sync interval of 0 ms".into()));
+        }
+        let lock = if read_only {
+            None
+        } else {
+            std::fs::create_dir_all(dir)?;
+            Some(DirLock::acquire(dir)?)
+        };
+        let rec = recover(dir, &options, read_only)?;
+        let writer = if read_only {
+            None
+        } else {
+            let Some(Unit::Segment(seg)) = rec.units.list.last().cloned() else {
+                return Err(AzothError::NotFound("active segment".into()));
+            };
+            let file = options.fs.open_writable(&seg.path, false)?;
+            Some(Writer {
+                next_id: seg.end_id(),
+                seg,
+                file,
+                offset: rec.offset,
+                last_hash: rec.last_hash,
+                buf: Vec::new(),
+            })
+        };
+        let shared = Arc::new(Shared {
+            dir: dir.to_path_buf(),
+            units: RwLock::new(rec.units),
+            options,
+            poisoned: Mutex::new(None),
+            active_file: Mutex::new(writer.as_ref().map(|w| Arc::clone(&w.file))),
+        });
+        let syncer = match (shared.options.sync_mode, read_only) {
+            (SyncMode::IntervalMs(ms), false) => Some(spawn_syncer(&shared, ms)?),
+            _ => None,
+        };
+        Ok(Self {
+            shared,
+            writer: writer.map(Mutex::new),
+            _syncer: syncer,
+            _lock: lock,
+        })
+    }
+
+    /// The log directory.
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    fn writer(&self) -> Result<parking_lot::MutexGuard<'_, Writer>> {
+        self.writer
+            .as_ref()
+            .map(Mutex::lock)
+            .ok_or(AzothError::ReadOnly)
+    }
+
+    fn append_block<E: AsRef<[u8]>>(&self, first_event_id: EventId, events: &[E]) -> Result<()> {
+        let mut w = self.writer()?;
+        self.shared.check_poisoned()?;
+        if first_event_id != w.next_id {
+            return Err(AzothError::InvalidEventId {
+                expected: w.next_id,
+                got: first_event_id,
+            });
+        }
+        if events.is_empty() {
+            return Ok(());
+        }
+        let max = u32::MAX as usize;
+        if let Some(e) = events.iter().find(|e| e.as_ref().len() >= max) {
+            return Err(AzothError::ValueTooLarge {
+                len: e.as_ref().len(),
+                max: max - 1,
+            });
+        }
+        let Some(len) = frame_len(events) else {
+            return Err(AzothError::Config(format!(
+                "a block of {} events does not fit the 4 GiB block limit",
+                events.len()
+            )));
+        };
+        let w = &mut *w;
+        let hash = encode_frame(&mut w.buf, &w.last_hash, first_event_id, events);
+        if let Err(e) = w.file.write_all_at(&w.buf, w.offset) {
+            // Readers never see past the published end, so the log stays consistent; cut any
+            // partial write off so the next block lands on a clean end.
+            if let Err(e2) = w.file.set_len(w.offset) {
+                self.shared.poison(format!(
+                    "write failed ({e}) and truncating it failed ({e2})"
+                ));
+            }
+            return Err(e.into());
+        }
+        if self.shared.options.sync_mode == SyncMode::Always {
+            if let Err(e) = w.file.sync_data() {
+                self.shared.poison(format!("fdatasync failed: {e}"));
+                return Err(e.into());
+            }
+        }
+        let block_offset = w.offset;
+        w.offset += len as u64;
+        w.next_id += events.len() as u64;
+        w.last_hash = hash;
+        w.seg.note_block(first_event_id, block_offset);
+        w.seg.publish(w.offset, w.next_id);
+        if w.offset >= self.shared.options.segment_size {
+            if let Err(e) = self.rotate_locked(w) {
+                // The block is written and acknowledged; rotation is retried on the next append.
+                tracing::warn!(error = %e, "rotating a full segment failed");
+            }
+        }
+        Ok(())
+    }
+
+    /// Seals the active segment (sync, index file) and starts the next one.
+    fn rotate_locked(&self, w: &mut Writer) -> Result<PathBuf> {
+        let sealed_path = w.seg.path.clone();
+        if w.offset == SEGMENT_HEADER_LEN as u64 {
+            return Ok(sealed_path);
+        }
+        self.shared.check_poisoned()?;
+        let fs = self.shared.options.fs.as_ref();
+        let dir = &self.shared.dir;
+        if let Err(e) = w.file.sync_data() {
+            self.shared
+                .poison(format!("fdatasync at rotation failed: {e}"));
+            return Err(e.into());
+        }
+        let idx = SegmentIndex {
+            first_event_id: w.seg.first_id,
+            end_event_id: w.next_id,
+            segment_len: w.offset,
+            last_hash: w.last_hash,
+            entries: w.seg.index_entries(),
+        };
+        let idx_path = file_name::unit_path(dir, w.seg.first_id, INDEX_EXT);
+        write_atomically(fs, dir, &idx_path, &idx.encode())?;
+        let new_path = file_name::unit_path(dir, w.next_id, SEGMENT_EXT);
+        let file = create_segment(fs, dir, &new_path, w.next_id, &w.last_hash)?;
+        let header = crate::format::SegmentHeader {
+            first_event_id: w.next_id,
+            prev_hash: w.last_hash,
+        };
+        let seg = Arc::new(Segment::new(
+            header,
+            new_path,
+            SEGMENT_HEADER_LEN as u64,
+            w.next_id,
+            false,
+            Vec::new(),
+        ));
+        {
+            let mut units = self.shared.units.write();
+            w.seg.seal();
+            units.list.push(Unit::Segment(Arc::clone(&seg)));
+        }
+        *self.shared.active_file.lock() = Some(Arc::clone(&file));
+        w.seg = seg;
+        w.file = file;
+        w.offset = SEGMENT_HEADER_LEN as u64;
+        Ok(sealed_path)
+    }
+
+    /// Removes a unit's files from disk.
+    fn remove_unit_files(&self, unit: &Unit) -> Result<()> {
+        let fs = self.shared.options.fs.as_ref();
+        match unit {
+            Unit::Segment(s) => {
+                let idx = file_name::unit_path(&self.shared.dir, s.first_id, INDEX_EXT);
+                fs.remove_file(&s.path)?;
+                if let Err(e) = fs.remove_file(&idx) {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        return Err(e.into());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes `bytes` to `path` atomically: a temp file, fsync, rename, fsync of the directory.
+pub(crate) fn write_atomically(
+    fs: &dyn crate::fs::FileSystem,
+    dir: &Path,
+    path: &Path,
+    bytes: &[u8],
+) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".");
+    tmp.push(TEMP_EXT);
+    let tmp = PathBuf::from(tmp);
+    if tmp.exists() {
+        fs.remove_file(&tmp)?;
+    }
+    let f = fs.open_writable(&tmp, true)?;
+    f.write_all_at(bytes, 0)?;
+    f.sync_data()?;
+    fs.rename(&tmp, path)?;
+    fs.sync_dir(dir)?;
+    Ok(())
+}
+
+fn spawn_syncer(shared: &Arc<Shared>, ms: u64) -> Result<Syncer> {
+    let (stop, rx): (Sender<()>, Receiver<()>) = bounded(1);
+    let weak = Arc::downgrade(shared);
+    let handle = std::thread::Builder::new()
+        .name("azoth-file-sync".into())
+        .spawn(move || {
+            while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
+                rx.recv_timeout(Duration::from_millis(ms))
+            {
+                let Some(shared) = weak.upgrade() else { return };
+                let file = shared.active_file.lock().clone();
+                if let Some(file) = file {
+                    if let Err(e) = file.sync_data() {
+                        shared.poison(format!("background fdatasync failed: {e}"));
+                    }
+                }
+            }
+        })?;
+    Ok(Syncer {
+        stop,
+        handle: Some(handle),
+    })
+}
+
+impl EventLog for FileEventLog {
+    fn append_with_id(&self, event_id: EventId, event_bytes: &[u8]) -> Result<()> {
+        self.append_block(event_id, &[event_bytes])
+    }
+
+    fn append_batch_with_ids(&self, first_event_id: EventId, events: &[Vec<u8>]) -> Result<()> {
+        self.append_block(first_event_id, events)
+    }
+
+    fn next_event_id(&self) -> Result<EventId> {
+        Ok(self.shared.units.read().next_id())
+    }
+
+    fn iter_range(
+        &self,
+        start: EventId,
+        end: Option<EventId>,
+    ) -> Result<Box<dyn EventLogIterator>> {
+        Ok(Box::new(FileLogIter::new(
+            Arc::clone(&self.shared),
+            start,
+            end,
+        )))
+    }
+
+    fn get(&self, event_id: EventId) -> Result<Option<Vec<u8>>> {
+        let mut it = FileLogIter::new(
+            Arc::clone(&self.shared),
+            event_id,
+            Some(event_id.saturating_add(1)),
+        );
+        match it.next() {
+            Some(Ok((id, bytes))) if id == event_id => Ok(Some(bytes)),
+            Some(Err(e)) => Err(e),
+            _ => Ok(None),
+        }
+    }
+
+    fn delete_range(&self, start: EventId, end: EventId) -> Result<usize> {
+        let _w = self.writer()?;
+        let mut units = self.shared.units.write();
+        let active = units.list.len().saturating_sub(1);
+        let mut deleted = 0u64;
+        let mut keep = Vec::with_capacity(units.list.len());
+        let mut result = Ok(());
+        for (i, unit) in units.list.drain(..).enumerate() {
+            let (first, end_id) = (unit.first_id(), unit.end_id());
+            let inside = i < active && end_id > first && first >= start && end_id - 1 <= end;
+            if inside && result.is_ok() {
+                match self.remove_unit_files(&unit) {
+                    Ok(()) => {
+                        deleted += end_id - first;
+                        continue;
+                    }
+                    Err(e) => result = Err(e),
+                }
+            }
+            keep.push(unit);
+        }
+        units.list = keep;
+        drop(units);
+        if deleted > 0 {
+            self.shared.options.fs.sync_dir(&self.shared.dir)?;
+        }
+        result?;
+        Ok(usize::try_from(deleted).unwrap_or(usize::MAX))
+    }
+
+    fn rotate(&self) -> Result<PathBuf> {
+        let mut w = self.writer()?;
+        self.rotate_locked(&mut w)
+    }
+
+    fn oldest_event_id(&self) -> Result<EventId> {
+        Ok(self.shared.units.read().oldest_id())
+    }
+
+    fn newest_event_id(&self) -> Result<EventId> {
+        Ok(self.shared.units.read().next_id() - 1)
+    }
+
+    fn sync(&self) -> Result<()> {
+        let Some(w) = &self.writer else {
+            // Nothing was written through a read-only handle.
+            return Ok(());
+        };
+        let w = w.lock();
+        self.shared.check_poisoned()?;
+        if let Err(e) = w.file.sync_data() {
+            self.shared.poison(format!("fdatasync failed: {e}"));
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    fn stats(&self) -> Result<EventLogStats> {
+        let units = self.shared.units.read();
+        let holding = || units.list.iter().filter(|u| u.end_id() > u.first_id());
+        Ok(EventLogStats {
+            event_count: holding().map(|u| u.end_id() - u.first_id()).sum(),
+            oldest_event_id: units.oldest_id(),
+            newest_event_id: units.next_id() - 1,
+            total_bytes: units.list.iter().map(Unit::bytes).sum(),
+            file_count: holding().count(),
+        })
+    }
+}

@@ -1,0 +1,164 @@
+//! The cross-segment streaming iterator behind `iter_range` and `get`.
+//!
+//! It holds one open segment and one buffer at a time (memory bounded by the read chunk and
+//! the largest block), reads with `pread` on its own file handle, and looks up the next unit
+//! under the units lock only when it moves between units, so it never holds the writer up.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::sync::Arc;
+
+use azoth_core::{AzothError, EventId, Location, Result};
+
+use crate::log::Shared;
+use crate::segment::{BlockReader, Segment};
+use crate::unit::Unit;
+
+/// Where the iterator is reading.
+#[derive(Debug)]
+struct Cursor {
+    seg: Arc<Segment>,
+    reader: BlockReader,
+}
+
+/// Streams `(id, bytes)` from `start` to `end` (exclusive) across units.
+#[derive(Debug)]
+pub struct FileLogIter {
+    shared: Arc<Shared>,
+    next: EventId,
+    end: EventId,
+    cur: Option<Cursor>,
+    pending: VecDeque<(EventId, Vec<u8>)>,
+    done: bool,
+}
+
+impl FileLogIter {
+    /// An iterator over `[start, end)`, `end = None` meaning the newest event published now.
+    pub(crate) fn new(shared: Arc<Shared>, start: EventId, end: Option<EventId>) -> Self {
+        let published = shared.units.read().next_id();
+        let end = end.map_or(published, |e| e.min(published));
+        Self {
+            shared,
+            next: start,
+            end,
+            cur: None,
+            pending: VecDeque::new(),
+            done: false,
+        }
+    }
+
+    fn fail(&mut self, e: AzothError) -> Option<Result<(EventId, Vec<u8>)>> {
+        self.done = true;
+        self.pending.clear();
+        Some(Err(e))
+    }
+
+    /// Opens the unit holding `self.next` (or the first after it); false when none is left.
+    fn open_next_unit(&mut self) -> Result<bool> {
+        let unit = {
+            let units = self.shared.units.read();
+            match units.locate(self.next) {
+                Some(u) => u.clone(),
+                None => return Ok(false),
+            }
+        };
+        if unit.first_id() >= self.end {
+            return Ok(false);
+        }
+        self.next = self.next.max(unit.first_id());
+        match unit {
+            Unit::Segment(seg) => {
+                let file = File::open(&seg.path)?;
+                let reader = BlockReader::new(file, seg.seek(self.next), seg.end_offset());
+                self.cur = Some(Cursor { seg, reader });
+            }
+        }
+        Ok(true)
+    }
+
+    /// Reads the next block of the current segment into `pending`; false at the segment's end.
+    fn read_block(&mut self) -> Result<bool> {
+        let Some(cur) = &mut self.cur else {
+            return Ok(false);
+        };
+        loop {
+            let frame = match cur.reader.next_frame() {
+                Ok(Some((offset, frame))) => (offset, frame),
+                Ok(None) => {
+                    // The writer may have published more since this cursor started.
+                    let published = cur.seg.end_offset();
+                    if !cur.seg.is_sealed() && published > cur.reader.limit() {
+                        cur.reader.set_limit(published);
+                        continue;
+                    }
+                    if cur.seg.is_sealed() && self.next < cur.seg.end_id().min(self.end) {
+                        return Err(AzothError::corruption(
+                            Location::file(&cur.seg.path)
+                                .at_offset(cur.reader.offset())
+                                .at_event(self.next),
+                            format!(
+                                "segment ends before event {} (it should hold events up to {})",
+                                self.next,
+                                cur.seg.end_id() - 1
+                            ),
+                        ));
+                    }
+                    return Ok(false);
+                }
+                Err(e) => return Err(e.into_azoth(&cur.seg.path, self.next)),
+            };
+            let (offset, frame) = frame;
+            if frame.end_event_id() <= self.next {
+                continue;
+            }
+            if frame.first_event_id > self.next {
+                return Err(AzothError::corruption(
+                    Location::file(&cur.seg.path)
+                        .at_offset(offset)
+                        .at_event(self.next),
+                    format!(
+                        "expected event {}, found a block starting at {}",
+                        self.next, frame.first_event_id
+                    ),
+                ));
+            }
+            for (id, event) in (frame.first_event_id..).zip(frame.events()) {
+                if id >= self.next && id < self.end {
+                    self.pending.push_back((id, event.to_vec()));
+                }
+            }
+            self.next = frame.end_event_id();
+            return Ok(true);
+        }
+    }
+}
+
+impl Iterator for FileLogIter {
+    type Item = Result<(EventId, Vec<u8>)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(item) = self.pending.pop_front() {
+                return Some(Ok(item));
+            }
+            if self.done || self.next >= self.end {
+                return None;
+            }
+            if self.cur.is_none() {
+                match self.open_next_unit() {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        self.done = true;
+                        return None;
+                    }
+                    Err(e) => return self.fail(e),
+                }
+            }
+            match self.read_block() {
+                Ok(true) => {}
+                Ok(false) => self.cur = None,
+                Err(e) => return self.fail(e),
+            }
+        }
+    }
+}

@@ -1,0 +1,359 @@
+//! Opening a log directory: finding its units, loading sealed segments' indexes, and scanning
+//! the active segment, whose torn tail is cut off per the [`RecoveryMode`].
+//!
+//! Sealed segments are never scanned when their index file is whole, so opening costs
+//! O(segments) plus a scan of the active segment. Damage inside sealed data is never repaired
+//! here: reads of it and `verify()` report it.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use azoth_core::{AzothError, ChainHash, EventId, GENESIS_HASH, Location, Result};
+
+use crate::file_name::{self, FileKind, INDEX_EXT, SEGMENT_EXT};
+use crate::format::{
+    DecodeError, FRAME_COUNT, FRAME_EVENTS, SEGMENT_HEADER_LEN, SegmentHeader, frame_header_len,
+    read_u32,
+};
+use crate::fs::FileSystem;
+use crate::index::{self, IndexEntry, SegmentIndex};
+use crate::options::{FileLogOptions, RecoveryMode};
+use crate::segment::{BlockReader, ScanError, Segment, read_header, read_up_to};
+use crate::unit::{Unit, Units};
+
+/// What opening found: the units, and where the writer continues.
+#[derive(Debug)]
+pub struct Recovered {
+    /// Every unit in order; the last is the active segment.
+    pub units: Units,
+    /// The end of the active segment's valid blocks.
+    pub offset: u64,
+    /// The chain hash of the last block (or the active segment's header hash).
+    pub last_hash: ChainHash,
+}
+
+/// What one scan of a segment found.
+struct Scan {
+    end_offset: u64,
+    end_id: EventId,
+    last_hash: ChainHash,
+    entries: Vec<IndexEntry>,
+    /// The failure that ended the scan before the file's end.
+    failure: Option<ScanError>,
+}
+
+/// Scans the blocks of `file` from its header to `len`, expecting ids from the header's on.
+fn scan(file: File, header: &SegmentHeader, len: u64) -> Scan {
+    let mut reader = BlockReader::new(file, SEGMENT_HEADER_LEN as u64, len);
+    let mut s = Scan {
+        end_offset: SEGMENT_HEADER_LEN as u64,
+        end_id: header.first_event_id,
+        last_hash: header.prev_hash,
+        entries: Vec::new(),
+        failure: None,
+    };
+    loop {
+        match reader.next_frame() {
+            Ok(None) => break,
+            Ok(Some((offset, frame))) => {
+                if frame.first_event_id != s.end_id {
+                    s.failure = Some(ScanError::Decode {
+                        offset,
+                        error: DecodeError::Corrupt(format!(
+                            "block starts at event {}, expected {}",
+                            frame.first_event_id, s.end_id
+                        )),
+                    });
+                    break;
+                }
+                index::note(&mut s.entries, frame.first_event_id, offset);
+                s.end_id = frame.end_event_id();
+                s.last_hash = frame.hash();
+                s.end_offset = offset + frame.byte_len() as u64;
+            }
+            Err(e) => {
+                s.failure = Some(e);
+                break;
+            }
+        }
+    }
+    s
+}
+
+/// Opens the units of `dir`; see the module docs.
+///
+/// # Errors
+/// I/O errors; `Corruption` for damage that cannot be repaired, or any tail damage under
+/// [`RecoveryMode::Refuse`].
+pub fn recover(dir: &Path, options: &FileLogOptions, read_only: bool) -> Result<Recovered> {
+    let fs = options.fs.as_ref();
+    let mut segments: BTreeMap<EventId, PathBuf> = BTreeMap::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        match file_name::parse(name) {
+            Some((FileKind::Segment, id)) => {
+                segments.insert(id, entry.path());
+            }
+            Some((FileKind::Temp, _)) if !read_only => {
+                // An interrupted index or archive write: the original is still in place.
+                fs.remove_file(&entry.path())?;
+            }
+            _ => {}
+        }
+    }
+    if segments.is_empty() {
+        if read_only {
+            return Err(AzothError::NotFound(format!(
+                "no event log in {}",
+                dir.display()
+            )));
+        }
+        let path = file_name::unit_path(dir, 1, SEGMENT_EXT);
+        create_segment(fs, dir, &path, 1, &GENESIS_HASH)?;
+        segments.insert(1, path);
+    }
+
+    let ids: Vec<EventId> = segments.keys().copied().collect();
+    let mut units = Units::default();
+    let mut prev_last_hash = GENESIS_HASH;
+    for (i, (&first_id, path)) in segments.iter().enumerate() {
+        if let Some(&next_first) = ids.get(i + 1) {
+            let seg = open_sealed(
+                path,
+                first_id,
+                next_first,
+                &mut prev_last_hash,
+                dir,
+                read_only,
+            )?;
+            units.list.push(Unit::Segment(Arc::new(seg)));
+        } else {
+            return open_active(
+                dir,
+                options,
+                read_only,
+                path,
+                first_id,
+                prev_last_hash,
+                units,
+            );
+        }
+    }
+    // The loop returns at the last segment, and there is at least one.
+    Err(AzothError::NotFound(format!(
+        "no active segment in {}",
+        dir.display()
+    )))
+}
+
+/// Loads a sealed segment from its index, or scans it when the index is missing or damaged.
+fn open_sealed(
+    path: &Path,
+    first_id: EventId,
+    next_first: EventId,
+    prev_last_hash: &mut ChainHash,
+    dir: &Path,
+    read_only: bool,
+) -> Result<Segment> {
+    let idx_path = file_name::unit_path(dir, first_id, INDEX_EXT);
+    // A damaged header is reported by reads and verify; the name and the neighbours still say
+    // which ids the segment holds.
+    let file = File::open(path)?;
+    let header = read_header(&file, path).unwrap_or(SegmentHeader {
+        first_event_id: first_id,
+        prev_hash: *prev_last_hash,
+    });
+    let header = SegmentHeader {
+        first_event_id: first_id,
+        ..header
+    };
+    match std::fs::read(&idx_path)
+        .ok()
+        .and_then(|b| SegmentIndex::decode(&b).ok())
+        .filter(|idx| idx.first_event_id == first_id)
+    {
+        Some(idx) => {
+            *prev_last_hash = idx.last_hash;
+            Ok(Segment::new(
+                header,
+                path.to_path_buf(),
+                idx.segment_len,
+                idx.end_event_id,
+                true,
+                idx.entries,
+            ))
+        }
+        None => {
+            tracing::warn!(segment = %path.display(), "sealed segment has no valid index; scanning it");
+            let len = file.metadata()?.len();
+            let s = scan(file, &header, len);
+            *prev_last_hash = s.last_hash;
+            if s.failure.is_none() && s.end_id == next_first && !read_only {
+                let idx = SegmentIndex {
+                    first_event_id: first_id,
+                    end_event_id: s.end_id,
+                    segment_len: s.end_offset,
+                    last_hash: s.last_hash,
+                    entries: s.entries.clone(),
+                };
+                // Best effort: without it the next open scans again.
+                if let Err(e) = std::fs::write(&idx_path, idx.encode()) {
+                    tracing::warn!(index = %idx_path.display(), error = %e, "rewriting a segment index failed");
+                }
+            }
+            // Damage stays visible to reads: they stop at the failure and report it.
+            let end_id = if s.failure.is_some() {
+                next_first
+            } else {
+                s.end_id
+            };
+            Ok(Segment::new(
+                header,
+                path.to_path_buf(),
+                len,
+                end_id,
+                true,
+                s.entries,
+            ))
+        }
+    }
+}
+
+/// Scans the active segment and repairs its tail.
+fn open_active(
+    dir: &Path,
+    options: &FileLogOptions,
+    read_only: bool,
+    path: &Path,
+    first_id: EventId,
+    prev_last_hash: ChainHash,
+    mut units: Units,
+) -> Result<Recovered> {
+    let fs = options.fs.as_ref();
+    let file = File::open(path)?;
+    let len = file.metadata()?.len();
+    let header = match read_header(&file, path) {
+        Ok(h) => h,
+        // A segment whose creation was cut short holds no block yet: write its header again.
+        Err(_) if len <= SEGMENT_HEADER_LEN as u64 && !read_only => {
+            tracing::warn!(segment = %path.display(), "rewriting an incomplete segment header");
+            fs.remove_file(path)?;
+            create_segment(fs, dir, path, first_id, &prev_last_hash)?;
+            SegmentHeader {
+                first_event_id: first_id,
+                prev_hash: prev_last_hash,
+            }
+        }
+        Err(e) => return Err(e),
+    };
+    if header.first_event_id != first_id {
+        return Err(AzothError::corruption(
+            Location::file(path).at_offset(0),
+            format!(
+                "segment header names event {}, its file name {first_id}",
+                header.first_event_id
+            ),
+        ));
+    }
+    let s = scan(File::open(path)?, &header, len);
+    if let Some(failure) = s.failure {
+        let failure = match failure {
+            ScanError::Io(e) => return Err(e.into()),
+            ScanError::Decode { offset, error } => (offset, error),
+        };
+        let dropped_bytes = len - s.end_offset;
+        let dropped_events = torn_block_count(path, failure.0);
+        let location = Location::file(path).at_offset(failure.0).at_event(s.end_id);
+        if read_only {
+            tracing::warn!(%location, dropped_bytes, "ignoring a damaged tail (read-only)");
+        } else {
+            match options.recovery_mode {
+                RecoveryMode::Refuse => {
+                    return Err(AzothError::corruption(
+                        location,
+                        format!("damaged tail of {dropped_bytes} bytes: {:?}", failure.1),
+                    ));
+                }
+                RecoveryMode::TruncateTail => {
+                    tracing::warn!(
+                        %location,
+                        dropped_bytes,
+                        dropped_events = ?dropped_events,
+                        problem = ?failure.1,
+                        "truncating the torn tail of the active segment"
+                    );
+                    let f = fs.open_writable(path, false)?;
+                    f.set_len(s.end_offset)?;
+                    f.sync_data()?;
+                }
+            }
+        }
+    } else if s.end_offset < len && !read_only {
+        // Bytes past the last block that do not even start one.
+        let f = fs.open_writable(path, false)?;
+        f.set_len(s.end_offset)?;
+        f.sync_data()?;
+    }
+    if !read_only {
+        // An index beside the active segment is left from a rotation cut short.
+        let idx = file_name::unit_path(dir, first_id, INDEX_EXT);
+        if idx.exists() {
+            fs.remove_file(&idx)?;
+        }
+    }
+    let seg = Segment::new(
+        header,
+        path.to_path_buf(),
+        s.end_offset,
+        s.end_id,
+        false,
+        s.entries,
+    );
+    units.list.push(Unit::Segment(Arc::new(seg)));
+    Ok(Recovered {
+        units,
+        offset: s.end_offset,
+        last_hash: s.last_hash,
+    })
+}
+
+/// The event count of the torn block at `offset`, if its header is whole and valid.
+fn torn_block_count(path: &Path, offset: u64) -> Option<u32> {
+    let file = File::open(path).ok()?;
+    let mut b = [0u8; FRAME_EVENTS];
+    let n = read_up_to(&file, &mut b, offset).ok()?;
+    frame_header_len(&b[..n]).ok()?;
+    Some(read_u32(&b, FRAME_COUNT))
+}
+
+/// Creates a segment file holding only its header, durably (file and directory).
+///
+/// # Errors
+/// I/O errors.
+pub fn create_segment(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    path: &Path,
+    first_id: EventId,
+    prev_hash: &ChainHash,
+) -> Result<Arc<dyn crate::fs::WritableFile>> {
+    let header = SegmentHeader {
+        first_event_id: first_id,
+        prev_hash: *prev_hash,
+    };
+    let f = fs.open_writable(path, true)?;
+    let written = f
+        .write_all_at(&header.encode(), 0)
+        .and_then(|()| f.sync_data())
+        .and_then(|()| fs.sync_dir(dir));
+    if let Err(e) = written {
+        // Leave no half-made segment behind; if this fails too, open rewrites the header.
+        let _ = fs.remove_file(path);
+        return Err(e.into());
+    }
+    Ok(f)
+}

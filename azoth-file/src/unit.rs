@@ -1,0 +1,69 @@
+//! The units of the log in order: sealed segments, archives, and the active segment last.
+
+use std::sync::Arc;
+
+use azoth_core::EventId;
+
+use crate::segment::Segment;
+
+/// One unit of the log.
+#[derive(Debug, Clone)]
+pub enum Unit {
+    /// A segment file (sealed, or the active one).
+    Segment(Arc<Segment>),
+}
+
+impl Unit {
+    /// The id of the unit's first event.
+    pub fn first_id(&self) -> EventId {
+        match self {
+            Unit::Segment(s) => s.first_id,
+        }
+    }
+
+    /// The id after the unit's last published event.
+    pub fn end_id(&self) -> EventId {
+        match self {
+            Unit::Segment(s) => s.end_id(),
+        }
+    }
+
+    /// The bytes the unit takes on disk (published bytes for the active segment).
+    pub fn bytes(&self) -> u64 {
+        match self {
+            Unit::Segment(s) => s.end_offset(),
+        }
+    }
+}
+
+/// The units in id order; the last is the active segment.
+#[derive(Debug, Default)]
+pub struct Units {
+    /// Sealed and archived units, then the active segment.
+    pub list: Vec<Unit>,
+}
+
+impl Units {
+    /// The unit holding `id`, or else the first unit after it (ids before it were deleted);
+    /// `None` when no unit holds `id` or anything after it.
+    pub fn locate(&self, id: EventId) -> Option<&Unit> {
+        let i = self.list.partition_point(|u| u.first_id() <= id);
+        if i > 0 && id < self.list[i - 1].end_id() {
+            return Some(&self.list[i - 1]);
+        }
+        self.list[i..].iter().find(|u| u.end_id() > u.first_id())
+    }
+
+    /// The oldest stored id: the first id of the first unit holding events, or the next id.
+    pub fn oldest_id(&self) -> EventId {
+        self.list
+            .iter()
+            .find(|u| u.end_id() > u.first_id())
+            .map_or_else(|| self.next_id(), Unit::first_id)
+    }
+
+    /// The id the next append gets.
+    pub fn next_id(&self) -> EventId {
+        self.list.last().map_or(1, Unit::end_id)
+    }
+}

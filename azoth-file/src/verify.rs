@@ -1,0 +1,165 @@
+//! `verify()`: every block's checksums and the hash chain, across all units.
+//!
+//! The chain is checked from the oldest unit still stored: its header's hash is taken on
+//! trust (older units may have been deleted), and from there on every block must link to the
+//! one before it and every unit's header must continue from the previous unit's last block.
+//! A flipped bit fails a crc or the chain; reordered or swapped blocks fail the ids or the
+//! chain; a truncation or a missing middle segment shows up as ids that do not continue.
+
+use std::fs::File;
+
+use azoth_core::{
+    AzothError, ChainHash, EventId, Location, Result, VerifyFailure, VerifyProgress, VerifyReport,
+};
+
+use crate::format::{DecodeError, chain_hash};
+use crate::log::FileEventLog;
+use crate::segment::{BlockReader, ScanError, Segment, read_header};
+use crate::unit::Unit;
+
+/// The outcome of checking one unit: `Err` ends verification with that failure.
+type Check = std::result::Result<(), VerifyFailure>;
+
+fn failure(location: Location, detail: impl Into<String>) -> VerifyFailure {
+    VerifyFailure {
+        location,
+        detail: detail.into(),
+    }
+}
+
+impl FileEventLog {
+    /// Checks every block's checksums and the hash chain across all units.
+    ///
+    /// # Errors
+    /// I/O errors reading the files. Damage is not an error: it is the report's
+    /// `first_failure`.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        self.verify_with_progress(|_| {})
+    }
+
+    /// [`verify`](Self::verify), calling `progress` after each unit.
+    ///
+    /// # Errors
+    /// As [`verify`](Self::verify).
+    pub fn verify_with_progress(
+        &self,
+        mut progress: impl FnMut(VerifyProgress),
+    ) -> Result<VerifyReport> {
+        let units: Vec<Unit> = self.shared.units.read().list.clone();
+        let mut report = VerifyReport::default();
+        let mut p = VerifyProgress {
+            bytes_total: units.iter().map(Unit::bytes).sum(),
+            segments_total: units.len() as u64,
+            ..VerifyProgress::default()
+        };
+        // The chain position: the hash and id the next unit must continue from.
+        let mut expected: Option<(ChainHash, EventId)> = None;
+        for unit in &units {
+            let outcome = match unit {
+                Unit::Segment(seg) => verify_segment(seg, &mut expected, &mut report)?,
+            };
+            report.segments_verified += 1;
+            p.segments_done += 1;
+            p.bytes_done += unit.bytes();
+            progress(p);
+            if let Err(f) = outcome {
+                report.first_failure = Some(f);
+                break;
+            }
+        }
+        Ok(report)
+    }
+}
+
+fn verify_segment(
+    seg: &Segment,
+    expected: &mut Option<(ChainHash, EventId)>,
+    report: &mut VerifyReport,
+) -> Result<Check> {
+    let at = |offset: u64, id: EventId| Location::file(&seg.path).at_offset(offset).at_event(id);
+    let file = File::open(&seg.path)?;
+    let header = match read_header(&file, &seg.path) {
+        Ok(h) => h,
+        Err(AzothError::Corruption { location, detail }) => {
+            return Ok(Err(failure(location.at_event(seg.first_id), detail)));
+        }
+        Err(e) => return Err(e),
+    };
+    if header.first_event_id != seg.first_id {
+        return Ok(Err(failure(
+            at(0, seg.first_id),
+            format!(
+                "segment header names event {}, its file name {}",
+                header.first_event_id, seg.first_id
+            ),
+        )));
+    }
+    let mut hash = header.prev_hash;
+    let mut next = seg.first_id;
+    if let Some((prev_hash, prev_end)) = *expected {
+        if seg.first_id != prev_end {
+            return Ok(Err(failure(
+                at(0, seg.first_id),
+                format!(
+                    "events {prev_end}..{} are missing (a segment is gone)",
+                    seg.first_id
+                ),
+            )));
+        }
+        if header.prev_hash != prev_hash {
+            return Ok(Err(failure(
+                at(0, seg.first_id),
+                "segment header does not continue the hash chain of the previous segment",
+            )));
+        }
+    }
+    let end_offset = seg.end_offset();
+    let mut reader = BlockReader::new(file, crate::format::SEGMENT_HEADER_LEN as u64, end_offset);
+    loop {
+        match reader.next_frame() {
+            Ok(None) => break,
+            Ok(Some((offset, frame))) => {
+                if frame.first_event_id != next {
+                    return Ok(Err(failure(
+                        at(offset, next),
+                        format!(
+                            "block starts at event {}, expected {next} (blocks reordered or missing)",
+                            frame.first_event_id
+                        ),
+                    )));
+                }
+                if chain_hash(&hash, frame.hashed_bytes()) != frame.hash() {
+                    return Ok(Err(failure(
+                        at(offset, next),
+                        "hash chain broken: the block does not follow the one before it",
+                    )));
+                }
+                hash = frame.hash();
+                next = frame.end_event_id();
+                report.blocks_verified += 1;
+                report.events_verified += u64::from(frame.count);
+            }
+            Err(ScanError::Io(e)) => return Err(e.into()),
+            Err(ScanError::Decode { offset, error }) => {
+                let detail = match error {
+                    DecodeError::Incomplete => "block truncated".to_string(),
+                    DecodeError::Corrupt(d) => d,
+                };
+                return Ok(Err(failure(at(offset, next), detail)));
+            }
+        }
+    }
+    let end_id = seg.end_id();
+    if next != end_id {
+        return Ok(Err(failure(
+            at(reader.offset(), next),
+            format!(
+                "segment ends at event {}, expected it to hold events up to {}",
+                next.saturating_sub(1),
+                end_id.saturating_sub(1)
+            ),
+        )));
+    }
+    *expected = Some((hash, next));
+    Ok(Ok(()))
+}
