@@ -1,11 +1,12 @@
 //! Azoth on LMDB (through `heed`): [`LmdbStore`], the canonical key-value store under the
-//! view, and `LmdbEventLog`, the event log for users who want events and state in LMDB.
+//! view, and [`LmdbEventLog`], the event log for users who want events and state in LMDB.
 //!
 //! | file | what it holds |
 //! | --- | --- |
 //! | `env.rs` | one environment: map growth, the read gate, pooled read transactions |
 //! | `store.rs`, `store_options.rs`, `store_iter.rs`, `value.rs` | [`LmdbStore`] |
 //!
+//! | `log.rs`, `log_options.rs`, `log_format.rs`, `log_iter.rs`, `log_verify.rs`, `log_archive.rs` | [`LmdbEventLog`] |
 //! | `lock.rs` | the exclusive directory lock |
 //! | `error.rs` | heed's errors as [`AzothError`](azoth_core::AzothError) |
 //!
@@ -35,10 +36,18 @@ mod env;
 mod error;
 mod fsutil;
 mod lock;
+mod log;
+mod log_archive;
+mod log_format;
+mod log_iter;
+mod log_options;
+mod log_verify;
 mod store;
 mod store_iter;
 mod store_options;
 mod value;
 
+pub use log::LmdbEventLog;
+pub use log_options::{DEFAULT_LOG_MAP_SIZE, LmdbLogOptions};
 pub use store::LmdbStore;
 pub use store_options::{DEFAULT_STORE_MAP_SIZE, LmdbStoreOptions};

@@ -68,16 +68,20 @@ impl RangeIter {
         let mut taken = 0;
         for item in iter.take(CHUNK) {
             let (key, stored) = item.map_err(|e| env.err(e))?;
-            let versioned = value::decode(stored).ok_or_else(|| {
-                AzothError::corruption(
+            let Some(versioned) = value::decode(stored) else {
+                if !self.buffer.is_empty() {
+                    // Hand out the good entries first; the next chunk starts at the damage.
+                    break;
+                }
+                return Err(AzothError::corruption(
                     Location::file(env.data_file()),
                     format!("stored value of key {key:02x?} is shorter than its version header"),
-                )
-            })?;
+                ));
+            };
             self.buffer.push_back((key.to_vec(), versioned));
             taken += 1;
         }
-        if taken < CHUNK {
+        if taken == 0 {
             self.txn = None;
         } else if let Some((last, _)) = self.buffer.back() {
             self.from = Bound::Excluded(last.clone());

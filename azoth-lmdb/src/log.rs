@@ -1,0 +1,605 @@
+//! [`LmdbEventLog`]: the [`EventLog`] on LMDB.
+//!
+//! # Layout
+//!
+//! ```text
+//! dir/
+//!   LOCK        exclusive lock of the writer (flock)
+//!   env/        the LMDB environment (data.mdb, lock.mdb); records in `log_format.rs`
+//!   archive/    archived segments (unless another directory is configured)
+//! ```
+
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use azoth_core::{
+    AzothError, ChainHash, EventId, EventLog, EventLogIterator, EventLogStats, GENESIS_HASH,
+    Location, Result, SyncMode, VerifyFailure, VerifyReport, block_hash,
+};
+use heed::types::Bytes;
+use heed::{CommitOrAbort, PutFlags, RoTxn};
+use parking_lot::Mutex;
+
+use crate::env::{EnvConfig, LmdbEnv};
+use crate::error::TxnError;
+use crate::lock::DirLock;
+use crate::log_format::{
+    BlockRecord, SegmentRecord, SegmentState, decode_event, encode_event, id_key, key_id,
+};
+use crate::log_iter::LogIter;
+use crate::log_options::LmdbLogOptions;
+use crate::store::Db;
+
+/// The environment and its databases, shared with iterators.
+pub(crate) struct LogShared {
+    pub(crate) env: LmdbEnv,
+    pub(crate) events: Db,
+    pub(crate) blocks: Db,
+    pub(crate) segments: Db,
+}
+
+impl LogShared {
+    /// A `Corruption` at event `id` of the data file.
+    pub(crate) fn corruption(&self, id: EventId, detail: impl Into<String>) -> AzothError {
+        AzothError::corruption(Location::file(self.env.data_file()).at_event(id), detail)
+    }
+
+    /// Reads a segment record.
+    pub(crate) fn segment_of(
+        &self,
+        txn: &RoTxn<'_>,
+        id: EventId,
+    ) -> Result<Option<(EventId, SegmentRecord)>> {
+        let found = self
+            .segments
+            .get_lower_than_or_equal_to(txn, &id_key(id))
+            .map_err(|e| self.env.err(e))?;
+        found.map(|(k, v)| self.decode_segment(k, v)).transpose()
+    }
+
+    pub(crate) fn decode_segment(&self, k: &[u8], v: &[u8]) -> Result<(EventId, SegmentRecord)> {
+        match (key_id(k), SegmentRecord::decode(v)) {
+            (Some(first), Some(rec)) => Ok((first, rec)),
+            _ => Err(AzothError::corruption(
+                Location::file(self.env.data_file()),
+                "malformed segment record",
+            )),
+        }
+    }
+
+    /// Every segment record, oldest first.
+    fn segments(&self, txn: &RoTxn<'_>) -> Result<Vec<(EventId, SegmentRecord)>> {
+        let mut out = Vec::new();
+        for item in self.segments.iter(txn).map_err(|e| self.env.err(e))? {
+            let (k, v) = item.map_err(|e| self.env.err(e))?;
+            out.push(self.decode_segment(k, v)?);
+        }
+        Ok(out)
+    }
+}
+
+/// What the writer knows about the log's ends.
+#[derive(Debug, Clone)]
+struct LogState {
+    next_id: EventId,
+    last_hash: ChainHash,
+    active_start: EventId,
+    active_prev: ChainHash,
+    oldest: EventId,
+    poisoned: Option<String>,
+}
+
+/// Syncs the environment every few milliseconds (`SyncMode::IntervalMs`) until dropped.
+struct Syncer {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Syncer {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!("the LMDB log's sync thread panicked");
+            }
+        }
+    }
+}
+
+/// The event log on LMDB: one block (one write transaction) per append call, the hash chain
+/// per block, logical segments sealed by `rotate`, and an exclusive directory lock.
+///
+/// ```
+/// use azoth_core::EventLog;
+///
+/// let dir = tempfile::tempdir()?;
+/// let log = azoth_lmdb::LmdbEventLog::open(dir.path())?;
+/// log.append_batch_with_ids(1, &[b"one".to_vec(), b"two".to_vec()])?;
+/// log.append_with_id(3, b"three")?;
+/// assert_eq!(log.get(2)?, Some(b"two".to_vec()));
+/// let ids: Vec<u64> = log.iter_range(1, None)?.map(|e| e.map(|(id, _)| id)).collect::<Result<_, _>>()?;
+/// assert_eq!(ids, vec![1, 2, 3]);
+/// assert!(log.verify()?.is_ok());
+/// # Ok::<(), azoth_core::AzothError>(())
+/// ```
+pub struct LmdbEventLog {
+    dir: PathBuf,
+    shared: Arc<LogShared>,
+    state: Mutex<LogState>,
+    options: LmdbLogOptions,
+    read_only: bool,
+    // Dropped before the environment: stops and joins the sync thread.
+    _syncer: Option<Syncer>,
+    _lock: Option<DirLock>,
+}
+
+impl std::fmt::Debug for LmdbEventLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LmdbEventLog")
+            .field("dir", &self.dir)
+            .field("read_only", &self.read_only)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LmdbEventLog {
+    /// Opens (creating if needed) the log in `dir` with default options
+    /// (`SyncMode::Always`).
+    ///
+    /// # Errors
+    /// [`Locked`](AzothError::Locked) if another writer holds `dir`; I/O errors;
+    /// `Corruption` if the environment's records are damaged.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
+        LmdbLogOptions::default().open(dir)
+    }
+
+    /// Opens the log in `dir` read-only, without the writer's lock.
+    ///
+    /// # Errors
+    /// I/O errors (the log must exist); `Corruption`.
+    pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Self> {
+        LmdbLogOptions::default().open_read_only(dir)
+    }
+
+    pub(crate) fn open_with(dir: &Path, options: LmdbLogOptions, read_only: bool) -> Result<Self> {
+        let lock = if read_only {
+            None
+        } else {
+            std::fs::create_dir_all(dir)?;
+            Some(DirLock::acquire(dir)?)
+        };
+        let env = LmdbEnv::open(
+            &dir.join("env"),
+            EnvConfig {
+                map_size: options.map_size,
+                max_dbs: 8,
+                no_sync: !matches!(options.sync_mode, SyncMode::Always) && !read_only,
+                read_only,
+            },
+        )?;
+        let shared = Arc::new(open_databases(env, read_only)?);
+        if !read_only {
+            // A new log starts with its active segment continuing from the genesis hash.
+            let empty = shared.env.read(|txn| shared.segments.is_empty(txn))?;
+            if empty {
+                let segments = shared.segments;
+                let first = SegmentRecord {
+                    state: SegmentState::Active,
+                    last: 0,
+                    prev: GENESIS_HASH,
+                };
+                shared.env.write(|txn| {
+                    segments.put(txn, &id_key(1), &first.encode())?;
+                    Ok(())
+                })?;
+            }
+        }
+        let state = load_state(&shared)?;
+        let syncer = match options.sync_mode {
+            SyncMode::IntervalMs(ms) if !read_only => Some(start_syncer(&shared, ms)),
+            _ => None,
+        };
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            shared,
+            state: Mutex::new(state),
+            options,
+            read_only,
+            _syncer: syncer,
+            _lock: lock,
+        })
+    }
+
+    /// The directory of the LMDB environment.
+    pub fn env_path(&self) -> &Path {
+        self.shared.env.dir()
+    }
+
+    /// The log's ends: the writer's copy, or for a read-only handle a fresh look at the
+    /// environment, which another process may be appending to.
+    fn state(&self) -> Result<LogState> {
+        if self.read_only {
+            load_state(&self.shared)
+        } else {
+            Ok(self.state.lock().clone())
+        }
+    }
+
+    fn check_writable(&self, state: &LogState) -> Result<()> {
+        if self.read_only {
+            return Err(AzothError::ReadOnly);
+        }
+        if let Some(detail) = &state.poisoned {
+            return Err(AzothError::Poisoned {
+                detail: detail.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks every event's CRC and every block's chain hash, across segments, from the
+    /// oldest segment still stored; reports the first failure with the file and event id.
+    ///
+    /// # Errors
+    /// I/O errors reading the environment. Damage is reported in the returned report, not as
+    /// an error.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        crate::log_verify::verify(&self.shared, &self.archive_dir())
+    }
+}
+
+fn open_databases(env: LmdbEnv, read_only: bool) -> Result<LogShared> {
+    let opened = if read_only {
+        let rtxn = env.env().read_txn().map_err(|e| env.err(e))?;
+        env.env()
+            .open_databases_and_commit(rtxn, |dbo, rtxn| -> heed::Result<_> {
+                let events = dbo.open_database::<Bytes, Bytes>(rtxn, Some("events"))?;
+                let blocks = dbo.open_database::<Bytes, Bytes>(rtxn, Some("blocks"))?;
+                let segments = dbo.open_database::<Bytes, Bytes>(rtxn, Some("segments"))?;
+                Ok(CommitOrAbort::<_, ()>::Commit((events, blocks, segments)))
+            })
+            .map_err(|e| env.err(e))?
+    } else {
+        let wtxn = env.env().write_txn().map_err(|e| env.err(e))?;
+        env.env()
+            .create_databases_and_commit(wtxn, |dbo, wtxn| -> heed::Result<_> {
+                let events = dbo.create_database::<Bytes, Bytes>(wtxn, Some("events"))?;
+                let blocks = dbo.create_database::<Bytes, Bytes>(wtxn, Some("blocks"))?;
+                let segments = dbo.create_database::<Bytes, Bytes>(wtxn, Some("segments"))?;
+                Ok(CommitOrAbort::<_, ()>::Commit((
+                    Some(events),
+                    Some(blocks),
+                    Some(segments),
+                )))
+            })
+            .map_err(|e| env.err(e))?
+    };
+    let missing = || {
+        AzothError::corruption(
+            Location::file(env.data_file()),
+            "the log's databases are missing",
+        )
+    };
+    match opened {
+        CommitOrAbort::Commit((Some(events), Some(blocks), Some(segments))) => Ok(LogShared {
+            events,
+            blocks,
+            segments,
+            env,
+        }),
+        _ => Err(missing()),
+    }
+}
+
+/// Reads the log's ends from the environment.
+fn load_state(shared: &LogShared) -> Result<LogState> {
+    shared.env.read(|txn| Ok(load_state_in(shared, txn)))?
+}
+
+fn load_state_in(shared: &LogShared, txn: &RoTxn<'_>) -> Result<LogState> {
+    let err = |e| shared.env.err(e);
+    let first_segment = shared.segments.first(txn).map_err(err)?;
+    let last_segment = shared.segments.last(txn).map_err(err)?;
+    let (Some((fk, fv)), Some((lk, lv))) = (first_segment, last_segment) else {
+        return Ok(LogState {
+            next_id: 1,
+            last_hash: GENESIS_HASH,
+            active_start: 1,
+            active_prev: GENESIS_HASH,
+            oldest: 1,
+            poisoned: None,
+        });
+    };
+    let (oldest, _) = shared.decode_segment(fk, fv)?;
+    let (active_start, active) = shared.decode_segment(lk, lv)?;
+    let (mut next_id, mut last_hash) = (active_start, active.prev);
+    if let Some((k, v)) = shared.blocks.last(txn).map_err(err)? {
+        let first = key_id(k);
+        let block = BlockRecord::decode(v);
+        match (first, block) {
+            (Some(first), Some(block)) if first >= active_start => {
+                next_id = first + u64::from(block.count);
+                last_hash = block.hash;
+            }
+            (Some(_), Some(_)) => {}
+            _ => {
+                return Err(AzothError::corruption(
+                    Location::file(shared.env.data_file()),
+                    "malformed block record",
+                ));
+            }
+        }
+    }
+    Ok(LogState {
+        next_id,
+        last_hash,
+        active_start,
+        active_prev: active.prev,
+        oldest: oldest.min(next_id),
+        poisoned: None,
+    })
+}
+
+fn start_syncer(shared: &Arc<LogShared>, ms: u64) -> Syncer {
+    let (stop, stopped) = mpsc::channel::<()>();
+    let shared = Arc::clone(shared);
+    let period = Duration::from_millis(ms.max(1));
+    let thread = std::thread::Builder::new()
+        .name("azoth-lmdb-sync".into())
+        .spawn(move || {
+            loop {
+                let stopping = !matches!(
+                    stopped.recv_timeout(period),
+                    Err(mpsc::RecvTimeoutError::Timeout)
+                );
+                if let Err(e) = shared.env.force_sync() {
+                    tracing::error!(error = %e, "background sync of the LMDB log failed");
+                }
+                if stopping {
+                    return;
+                }
+            }
+        });
+    match thread {
+        Ok(thread) => Syncer {
+            stop: Some(stop),
+            thread: Some(thread),
+        },
+        Err(e) => {
+            tracing::error!(error = %e, "could not start the sync thread; syncing at close only");
+            Syncer {
+                stop: None,
+                thread: None,
+            }
+        }
+    }
+}
+
+impl EventLog for LmdbEventLog {
+    fn append_with_id(&self, event_id: EventId, event_bytes: &[u8]) -> Result<()> {
+        self.append_batch_with_ids(event_id, std::slice::from_ref(&event_bytes.to_vec()))
+    }
+
+    fn append_batch_with_ids(&self, first_event_id: EventId, events: &[Vec<u8>]) -> Result<()> {
+        let mut state = self.state.lock();
+        self.check_writable(&state)?;
+        if first_event_id != state.next_id {
+            return Err(AzothError::InvalidEventId {
+                expected: state.next_id,
+                got: first_event_id,
+            });
+        }
+        if events.is_empty() {
+            return Ok(());
+        }
+        let count = u32::try_from(events.len()).map_err(|_| {
+            AzothError::Config(format!("a block of {} events is too many", events.len()))
+        })?;
+        if let Some(big) = events.iter().find(|e| e.len() >= u32::MAX as usize) {
+            return Err(AzothError::ValueTooLarge {
+                len: big.len(),
+                max: u32::MAX as usize - 1,
+            });
+        }
+        let hash = block_hash(&state.last_hash, first_event_id, events);
+        let block = BlockRecord { count, hash }.encode();
+        let (events_db, blocks_db) = (self.shared.events, self.shared.blocks);
+        let mut buf = Vec::new();
+        let written = self.shared.env.write(|txn| {
+            for (id, event) in (first_event_id..).zip(events) {
+                encode_event(event, &mut buf);
+                // Ids only grow: APPEND skips the search and fills pages completely.
+                events_db.put_with_flags(txn, PutFlags::APPEND, &id_key(id), &buf)?;
+            }
+            blocks_db.put_with_flags(txn, PutFlags::APPEND, &id_key(first_event_id), &block)?;
+            Ok::<_, TxnError>(())
+        });
+        if let Err(e) = written {
+            if matches!(e, AzothError::Io(_)) && matches!(self.options.sync_mode, SyncMode::Always)
+            {
+                // The commit's fsync may have failed: what the disk holds is unknown.
+                state.poisoned = Some(e.to_string());
+            }
+            return Err(e);
+        }
+        state.next_id = first_event_id + u64::from(count);
+        state.last_hash = hash;
+        Ok(())
+    }
+
+    fn next_event_id(&self) -> Result<EventId> {
+        Ok(self.state()?.next_id)
+    }
+
+    fn iter_range(
+        &self,
+        start: EventId,
+        end: Option<EventId>,
+    ) -> Result<Box<dyn EventLogIterator>> {
+        let state = self.state()?;
+        let from = start.max(state.oldest).max(1);
+        let to = end.map_or(state.next_id, |e| e.min(state.next_id));
+        Ok(Box::new(LogIter::new(
+            Arc::clone(&self.shared),
+            self.archive_dir(),
+            from,
+            to,
+        )?))
+    }
+
+    fn get(&self, event_id: EventId) -> Result<Option<Vec<u8>>> {
+        let state = self.state()?;
+        if event_id < state.oldest || event_id >= state.next_id {
+            return Ok(None);
+        }
+        let shared = &self.shared;
+        let found = shared.env.read(|txn| {
+            Ok(shared
+                .events
+                .get(txn, &id_key(event_id))?
+                .map(|stored| decode_event(stored).map(<[u8]>::to_vec)))
+        })?;
+        match found {
+            Some(Some(event)) => Ok(Some(event)),
+            Some(None) => Err(shared.corruption(event_id, "event checksum mismatch")),
+            None => crate::log_archive::get_archived(shared, &self.archive_dir(), event_id),
+        }
+    }
+
+    fn delete_range(&self, start: EventId, end: EventId) -> Result<usize> {
+        let mut state = self.state.lock();
+        self.check_writable(&state)?;
+        let shared = &self.shared;
+        let segments = shared.env.read(|txn| Ok(shared.segments(txn)))??;
+        let doomed: Vec<(EventId, SegmentRecord)> = segments
+            .into_iter()
+            .filter(|(first, rec)| {
+                rec.state != SegmentState::Active && *first >= start && rec.last <= end
+            })
+            .collect();
+        if doomed.is_empty() {
+            return Ok(0);
+        }
+        let (events_db, blocks_db, segments_db) = (shared.events, shared.blocks, shared.segments);
+        let oldest = shared.env.write(|txn| {
+            for (first, rec) in &doomed {
+                let (lo, hi) = (id_key(*first), id_key(rec.last));
+                let range = (Bound::Included(&lo[..]), Bound::Included(&hi[..]));
+                events_db.delete_range(txn, &range)?;
+                blocks_db.delete_range(txn, &range)?;
+                segments_db.delete(txn, &lo)?;
+            }
+            let oldest = segments_db.first(txn)?.and_then(|(k, _)| key_id(k));
+            Ok::<_, TxnError>(oldest)
+        })?;
+        let archive_dir = self.archive_dir();
+        for (first, rec) in &doomed {
+            if rec.state == SegmentState::Archived {
+                crate::log_archive::remove_archive(&archive_dir, *first);
+            }
+        }
+        state.oldest = oldest.unwrap_or(state.next_id).min(state.next_id);
+        let deleted: u64 = doomed.iter().map(|(first, rec)| rec.last + 1 - first).sum();
+        Ok(usize::try_from(deleted).unwrap_or(usize::MAX))
+    }
+
+    fn rotate(&self) -> Result<PathBuf> {
+        let mut state = self.state.lock();
+        self.check_writable(&state)?;
+        if state.active_start == state.next_id {
+            return Ok(self.env_path().to_path_buf());
+        }
+        let sealed = SegmentRecord {
+            state: SegmentState::Sealed,
+            last: state.next_id - 1,
+            prev: state.active_prev,
+        };
+        let active = SegmentRecord {
+            state: SegmentState::Active,
+            last: 0,
+            prev: state.last_hash,
+        };
+        let (sealed_key, active_key) = (id_key(state.active_start), id_key(state.next_id));
+        let segments = self.shared.segments;
+        self.shared.env.write(|txn| {
+            segments.put(txn, &sealed_key, &sealed.encode())?;
+            segments.put(txn, &active_key, &active.encode())?;
+            Ok::<_, TxnError>(())
+        })?;
+        state.active_start = state.next_id;
+        state.active_prev = state.last_hash;
+        Ok(self.env_path().to_path_buf())
+    }
+
+    fn oldest_event_id(&self) -> Result<EventId> {
+        Ok(self.state()?.oldest)
+    }
+
+    fn newest_event_id(&self) -> Result<EventId> {
+        Ok(self.state()?.next_id - 1)
+    }
+
+    fn sync(&self) -> Result<()> {
+        if self.read_only {
+            return Ok(());
+        }
+        self.shared.env.force_sync()
+    }
+
+    fn stats(&self) -> Result<EventLogStats> {
+        let state = self.state()?;
+        let shared = &self.shared;
+        let segments = shared.env.read(|txn| Ok(shared.segments(txn)))??;
+        let mut event_count = 0;
+        let mut archive_bytes = 0;
+        for (first, rec) in &segments {
+            event_count += match rec.state {
+                SegmentState::Active => state.next_id - first,
+                _ => rec.last + 1 - first,
+            };
+            if rec.state == SegmentState::Archived {
+                archive_bytes +=
+                    crate::log_archive::archive_size(&self.archive_dir(), *first).unwrap_or(0);
+            }
+        }
+        Ok(EventLogStats {
+            event_count,
+            oldest_event_id: state.oldest,
+            newest_event_id: state.next_id - 1,
+            total_bytes: shared.env.file_size()? + archive_bytes,
+            file_count: segments.len(),
+        })
+    }
+}
+
+impl LmdbEventLog {
+    /// Where archives are written.
+    pub(crate) fn archive_dir(&self) -> PathBuf {
+        self.options
+            .archive_dir
+            .clone()
+            .unwrap_or_else(|| self.dir.join("archive"))
+    }
+}
+
+impl Drop for LmdbEventLog {
+    fn drop(&mut self) {
+        if !self.read_only && !matches!(self.options.sync_mode, SyncMode::Always) {
+            if let Err(e) = self.shared.env.force_sync() {
+                tracing::error!(error = %e, "final sync of the LMDB log failed");
+            }
+        }
+    }
+}
+
+/// A failure for the verify report.
+pub(crate) fn failure(location: Location, detail: impl Into<String>) -> VerifyFailure {
+    VerifyFailure {
+        location,
+        detail: detail.into(),
+    }
+}

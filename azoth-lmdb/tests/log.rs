@@ -1,0 +1,187 @@
+//! Behaviour of `LmdbEventLog` beyond the shared conformance suite: segments, deletion,
+//! reopening, sync modes, map growth, the lock, read-only opening and damage found by verify.
+
+use azoth_core::{AzothError, EventLog, SyncMode};
+use azoth_lmdb::{LmdbEventLog, LmdbLogOptions};
+
+fn ev(id: u64) -> Vec<u8> {
+    format!("event-{id:08}-payload").into_bytes()
+}
+
+fn append_blocks(log: &LmdbEventLog, blocks: u64, per_block: u64) {
+    for _ in 0..blocks {
+        let first = log.next_event_id().unwrap();
+        let events: Vec<_> = (first..first + per_block).map(ev).collect();
+        log.append_batch_with_ids(first, &events).unwrap();
+    }
+}
+
+fn ids(log: &LmdbEventLog, start: u64, end: Option<u64>) -> Vec<u64> {
+    log.iter_range(start, end)
+        .unwrap()
+        .map(|r| {
+            let (id, bytes) = r.unwrap();
+            assert_eq!(bytes, ev(id));
+            id
+        })
+        .collect()
+}
+
+#[test]
+fn appends_reads_and_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = LmdbEventLog::open(dir.path()).unwrap();
+    assert_eq!(
+        (
+            log.oldest_event_id().unwrap(),
+            log.next_event_id().unwrap(),
+            log.newest_event_id().unwrap()
+        ),
+        (1, 1, 0)
+    );
+    assert!(matches!(
+        log.append_with_id(2, b"x").unwrap_err(),
+        AzothError::InvalidEventId {
+            expected: 1,
+            got: 2
+        }
+    ));
+    append_blocks(&log, 30, 100);
+    assert_eq!(log.newest_event_id().unwrap(), 3000);
+    assert_eq!(log.get(1234).unwrap(), Some(ev(1234)));
+    assert_eq!(log.get(3001).unwrap(), None);
+    assert_eq!(log.get(0).unwrap(), None);
+    // Several chunks, bounded and unbounded.
+    assert_eq!(ids(&log, 1, None), (1..=3000).collect::<Vec<_>>());
+    assert_eq!(
+        ids(&log, 1500, Some(2600)),
+        (1500..2600).collect::<Vec<_>>()
+    );
+    assert!(ids(&log, 5000, None).is_empty());
+    let report = log.verify().unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!((report.blocks_verified, report.events_verified), (30, 3000));
+}
+
+#[test]
+fn rotate_delete_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = LmdbEventLog::open(dir.path()).unwrap();
+        append_blocks(&log, 2, 50); // 1..=100
+        let sealed = log.rotate().unwrap();
+        assert!(sealed.starts_with(dir.path()));
+        // Rotating an empty active segment seals nothing new.
+        log.rotate().unwrap();
+        append_blocks(&log, 2, 50); // 101..=200
+        log.rotate().unwrap();
+        append_blocks(&log, 1, 10); // 201..=210, active
+        // Only whole sealed segments inside the range go.
+        assert_eq!(log.delete_range(1, 150).unwrap(), 100);
+        assert_eq!(log.delete_range(1, 10_000).unwrap(), 100);
+        assert_eq!(log.oldest_event_id().unwrap(), 201);
+        assert_eq!(log.get(150).unwrap(), None);
+        assert_eq!(ids(&log, 1, None), (201..=210).collect::<Vec<_>>());
+    }
+    let log = LmdbEventLog::open(dir.path()).unwrap();
+    assert_eq!(log.oldest_event_id().unwrap(), 201);
+    assert_eq!(log.next_event_id().unwrap(), 211);
+    append_blocks(&log, 1, 5);
+    assert_eq!(ids(&log, 0, None), (201..=215).collect::<Vec<_>>());
+    let report = log.verify().unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(log.stats().unwrap().event_count, 15);
+}
+
+#[test]
+fn every_sync_mode_keeps_what_it_acknowledged_across_reopen() {
+    for mode in [SyncMode::Always, SyncMode::IntervalMs(5), SyncMode::Never] {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let log = LmdbLogOptions::default()
+                .sync_mode(mode)
+                .open(dir.path())
+                .unwrap();
+            append_blocks(&log, 10, 10);
+            log.sync().unwrap();
+        }
+        let log = LmdbEventLog::open(dir.path()).unwrap();
+        assert_eq!(log.newest_event_id().unwrap(), 100, "{mode:?}");
+        assert!(log.verify().unwrap().is_ok());
+    }
+}
+
+#[test]
+fn the_log_map_grows_by_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = LmdbLogOptions::default()
+        .sync_mode(SyncMode::Never)
+        .map_size(1 << 20)
+        .open(dir.path())
+        .unwrap();
+    let big = vec![0x5Au8; 4000];
+    for i in 0..2000u64 {
+        log.append_with_id(i + 1, &big).unwrap();
+    }
+    assert_eq!(log.get(2000).unwrap(), Some(big));
+    assert!(log.verify().unwrap().is_ok());
+}
+
+#[test]
+fn a_second_writer_is_refused_and_read_only_opens_see_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = LmdbEventLog::open(dir.path()).unwrap();
+        append_blocks(&log, 3, 3);
+        assert!(matches!(
+            LmdbEventLog::open(dir.path()).unwrap_err(),
+            AzothError::Locked { .. }
+        ));
+    }
+    let reader = LmdbEventLog::open_read_only(dir.path()).unwrap();
+    assert_eq!(reader.newest_event_id().unwrap(), 9);
+    assert_eq!(ids(&reader, 1, None), (1..=9).collect::<Vec<_>>());
+    assert!(matches!(
+        reader.append_with_id(10, b"x").unwrap_err(),
+        AzothError::ReadOnly
+    ));
+    assert!(reader.verify().unwrap().is_ok());
+}
+
+/// Flips one byte of the file where `needle` is stored.
+fn flip_byte_of(file: &std::path::Path, needle: &[u8]) {
+    let mut bytes = std::fs::read(file).unwrap();
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("the event is in the file");
+    bytes[at + needle.len() - 1] ^= 0x01;
+    std::fs::write(file, bytes).unwrap();
+}
+
+#[test]
+fn a_flipped_byte_is_found_and_located_by_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = LmdbEventLog::open(dir.path()).unwrap();
+        append_blocks(&log, 5, 10);
+        log.rotate().unwrap();
+        append_blocks(&log, 5, 10);
+    }
+    flip_byte_of(&dir.path().join("env").join("data.mdb"), &ev(73));
+    let log = LmdbEventLog::open(dir.path()).unwrap();
+    let report = log.verify().unwrap();
+    let failure = report.first_failure.expect("damage found");
+    assert_eq!(failure.location.event_id, Some(73), "{failure}");
+    assert!(failure.location.file.unwrap().ends_with("data.mdb"));
+    assert_eq!(report.events_verified, 70);
+    // Reads name the damaged event too, rather than return wrong bytes.
+    assert!(log.get(73).unwrap_err().is_corruption());
+    let items: Vec<_> = log.iter_range(70, None).unwrap().collect();
+    let shown: Vec<_> = items
+        .iter()
+        .map(|r| r.as_ref().map(|(id, _)| *id).map_err(|e| e.to_string()))
+        .collect();
+    assert_eq!(items.len(), 4, "{shown:?}");
+    assert!(items[3].as_ref().unwrap_err().is_corruption(), "{shown:?}");
+}
