@@ -19,7 +19,7 @@ use azoth_core::{ChainHash, EventId};
 use crate::format::{DecodeError, read_u32, read_u64};
 
 /// Bytes between index entries.
-pub const INDEX_INTERVAL: u64 = 64 * 1024;
+pub const INDEX_INTERVAL: u64 = 16 * 1024;
 /// The first 8 bytes of an index file.
 pub const INDEX_MAGIC: [u8; 8] = *b"AZOTHIDX";
 /// The index format version.

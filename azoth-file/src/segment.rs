@@ -15,8 +15,10 @@ use crate::format::{
 };
 use crate::index::{self, IndexEntry};
 
-/// How much a reader reads at once: large enough to amortise the syscall over many blocks.
-const READ_CHUNK: usize = 256 * 1024;
+/// The first read of a reader: small, because a `get` or a tail read needs little.
+const FIRST_CHUNK: usize = 16 * 1024;
+/// The largest read: large enough to amortise the syscall over many blocks in a replay.
+const MAX_CHUNK: usize = 256 * 1024;
 
 /// A segment as readers and the writer share it.
 ///
@@ -170,6 +172,8 @@ pub struct BlockReader {
     /// Next block's position in `buf`.
     pos: usize,
     limit: u64,
+    /// The size of the next read; doubles up to `MAX_CHUNK` as a scan goes on.
+    chunk: usize,
 }
 
 impl BlockReader {
@@ -181,6 +185,7 @@ impl BlockReader {
             buf_off: start,
             pos: 0,
             limit,
+            chunk: FIRST_CHUNK,
         }
     }
 
@@ -210,8 +215,9 @@ impl BlockReader {
         self.pos = 0;
         let room = self.limit.saturating_sub(self.buf_off);
         let want = need
-            .max(READ_CHUNK)
+            .max(self.chunk)
             .min(usize::try_from(room).unwrap_or(usize::MAX));
+        self.chunk = (self.chunk * 2).min(MAX_CHUNK);
         let have = self.buf.len();
         if want > have {
             self.buf.resize(want, 0);

@@ -1,0 +1,217 @@
+//! Benchmarks of the file log, each beside a baseline measured in the same run.
+//!
+//! `cargo bench -p azoth-file --bench file_log` prints a table; `AZOTH_BENCH_EVENTS` sets the
+//! size of the large log (default 1 000 000 events of 100 bytes). Run without `--bench` (as
+//! `cargo test --all-targets` does) it only smoke-runs every case on a tiny log.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use azoth_core::{EventLog, SyncMode};
+use azoth_file::{FileEventLog, FileLogOptions};
+
+const EVENT_LEN: usize = 100;
+const BATCH: usize = 1000;
+
+fn events(first: u64, n: usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| {
+            let mut e = vec![b'e'; EVENT_LEN];
+            e[..8].copy_from_slice(&(first + i as u64).to_le_bytes());
+            e
+        })
+        .collect()
+}
+
+fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+    samples.sort();
+    samples[((samples.len() - 1) as f64 * p) as usize]
+}
+
+/// The baseline of bulk appends: every record framed (length + crc32c) into a `BufWriter`.
+fn raw_framed_append(dir: &Path, total: usize) -> f64 {
+    let batch = events(0, BATCH);
+    let start = Instant::now();
+    let mut w = BufWriter::with_capacity(1 << 20, File::create(dir.join("raw.log")).unwrap());
+    for _ in 0..total / BATCH {
+        for e in &batch {
+            w.write_all(&(e.len() as u32).to_le_bytes()).unwrap();
+            w.write_all(&crc32c::crc32c(e).to_le_bytes()).unwrap();
+            w.write_all(e).unwrap();
+        }
+    }
+    w.flush().unwrap();
+    total as f64 / start.elapsed().as_secs_f64()
+}
+
+fn log_append(dir: &Path, total: usize) -> (f64, FileEventLog) {
+    let log = FileLogOptions::default()
+        .sync_mode(SyncMode::Never)
+        .open(dir)
+        .unwrap();
+    // Prepared outside the timing, like the baseline's records.
+    let batches: Vec<Vec<Vec<u8>>> = (0..4).map(|i| events(i, BATCH)).collect();
+    let start = Instant::now();
+    let mut id = 1;
+    for i in 0..total / BATCH {
+        log.append_batch_with_ids(id, &batches[i % 4]).unwrap();
+        id += BATCH as u64;
+    }
+    (total as f64 / start.elapsed().as_secs_f64(), log)
+}
+
+fn raw_sync_latency(dir: &Path, n: usize) -> Vec<Duration> {
+    let f = File::create(dir.join("raw-sync.log")).unwrap();
+    let e = events(0, 1).pop().unwrap();
+    let mut off = 0;
+    (0..n)
+        .map(|_| {
+            let t = Instant::now();
+            f.write_all_at(&e, off).unwrap();
+            f.sync_data().unwrap();
+            off += e.len() as u64;
+            t.elapsed()
+        })
+        .collect()
+}
+
+fn log_sync_latency(dir: &Path, n: usize) -> Vec<Duration> {
+    let log = FileLogOptions::default()
+        .sync_mode(SyncMode::Always)
+        .open(dir)
+        .unwrap();
+    let e = events(0, 1).pop().unwrap();
+    (1..=n as u64)
+        .map(|id| {
+            let t = Instant::now();
+            log.append_with_id(id, &e).unwrap();
+            t.elapsed()
+        })
+        .collect()
+}
+
+fn main() {
+    let bench = std::env::args().any(|a| a == "--bench");
+    let total: usize = if bench {
+        std::env::var("AZOTH_BENCH_EVENTS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1_000_000)
+    } else {
+        10 * BATCH
+    };
+    let sync_n = if bench { 2000 } else { 20 };
+    let root =
+        tempfile::tempdir_in(std::env::var("AZOTH_BENCH_DIR").unwrap_or_else(|_| ".".into()))
+            .unwrap();
+    let row = |name: &str, value: String, baseline: String, ratio: f64| {
+        println!("| {name} | {value} | {baseline} | {ratio:.2} |");
+    };
+    println!("| case | azoth-file | baseline | ratio |");
+    println!("| --- | --- | --- | --- |");
+
+    // Alternate to spread page-cache and disk noise across both.
+    let raw_dir = root.path().join("raw");
+    std::fs::create_dir_all(&raw_dir).unwrap();
+    let raw1 = raw_framed_append(&raw_dir, total);
+    let log_dir = root.path().join("log");
+    let (ours, log) = log_append(&log_dir, total);
+    let raw2 = raw_framed_append(&raw_dir, total);
+    let raw = raw1.max(raw2);
+    row(
+        "append 100 B × 1000/batch, SyncMode::Never (events/s)",
+        format!("{:.2} M", ours / 1e6),
+        format!("{:.2} M (raw BufWriter framed)", raw / 1e6),
+        ours / raw,
+    );
+
+    let start = Instant::now();
+    let mut n = 0u64;
+    for item in log.iter_range(1, None).unwrap() {
+        let (_, bytes) = item.unwrap();
+        n += bytes.len() as u64 / EVENT_LEN as u64;
+    }
+    let replay = n as f64 / start.elapsed().as_secs_f64();
+    row(
+        "full replay with iter_range (events/s)",
+        format!("{:.2} M", replay / 1e6),
+        "goal 5 M".into(),
+        replay / 5e6,
+    );
+
+    let newest = log.newest_event_id().unwrap();
+    let mut tail: Vec<Duration> = (0..200)
+        .map(|_| {
+            let t = Instant::now();
+            let c = log.iter_range(newest - 99, None).unwrap().count();
+            assert_eq!(c, 100);
+            t.elapsed()
+        })
+        .collect();
+    let tail_p50 = percentile(&mut tail, 0.5);
+    row(
+        &format!("iter_range(newest − 100) on {total} events, p50"),
+        format!("{tail_p50:?}"),
+        "goal 1 ms".into(),
+        tail_p50.as_secs_f64() / 1e-3,
+    );
+    drop(log);
+
+    // Open time of a log with many sealed segments: O(segments) + the active segment's scan.
+    let many = root.path().join("many");
+    let seg_log = FileLogOptions::default()
+        .sync_mode(SyncMode::Never)
+        .segment_size(((total * EVENT_LEN) as u64 / 64).max(4096))
+        .open(&many)
+        .unwrap();
+    let batch = events(0, BATCH);
+    for i in 0..(total / BATCH) as u64 {
+        seg_log
+            .append_batch_with_ids(1 + i * BATCH as u64, &batch)
+            .unwrap();
+    }
+    let segs = seg_log.stats().unwrap().file_count;
+    drop(seg_log);
+    let mut opens: Vec<Duration> = (0..10)
+        .map(|_| {
+            let t = Instant::now();
+            let l = FileEventLog::open(&many).unwrap();
+            let e = t.elapsed();
+            drop(l);
+            e
+        })
+        .collect();
+    let open_p50 = percentile(&mut opens, 0.5);
+    row(
+        &format!("open, {segs} segments, {total} events, p50"),
+        format!("{open_p50:?}"),
+        "goal 100 ms + active scan".into(),
+        open_p50.as_secs_f64() / 0.1,
+    );
+
+    let mut raw_lat = raw_sync_latency(root.path(), sync_n);
+    let mut ours_lat = log_sync_latency(&root.path().join("sync"), sync_n);
+    let (r50, o50) = (
+        percentile(&mut raw_lat, 0.5),
+        percentile(&mut ours_lat, 0.5),
+    );
+    row(
+        "single append, SyncMode::Always, p50",
+        format!("{o50:?}"),
+        format!("{r50:?} (raw write + fdatasync)"),
+        o50.as_secs_f64() / r50.as_secs_f64(),
+    );
+    let (r99, o99) = (
+        percentile(&mut raw_lat, 0.99),
+        percentile(&mut ours_lat, 0.99),
+    );
+    row(
+        "single append, SyncMode::Always, p99",
+        format!("{o99:?}"),
+        format!("{r99:?} (raw write + fdatasync)"),
+        o99.as_secs_f64() / r99.as_secs_f64(),
+    );
+}
