@@ -1,2 +1,62 @@
-//! azoth-projector: see the workspace README; this crate is filled in by its own issue.
-#![warn(missing_docs)]
+//! The Azoth database: the group-commit writer, the key-value view derived from the log, and
+//! the [`Database`] / [`AsyncDatabase`] handles.
+//!
+//! | module | what it holds |
+//! | --- | --- |
+//! | `config` | [`Config`], [`LogBackend`], [`StoreBackend`]: how a database is opened |
+//! | `database` | [`Database`]: the blocking handle; [`Range`], [`Events`] iterators |
+//! | `async_database` | [`AsyncDatabase`]: the same database for tokio programs |
+//! | `writer` | the write queue: leader/follower group commit |
+//! | `engine` | the shared core: committing a group, replay on open, flush, close |
+//! | `memtable` | recent writes, ordered, readable while the writer adds |
+//! | `view` | active memtable → frozen memtables → canonical store; the flush |
+//! | `projection` | [`Projection`]: the application's events → view writes |
+//! | `backend` | opening the log and store in the data directory, the lock, `verify` |
+//! | `stats` | [`DatabaseStats`], latency histograms, the Prometheus text |
+//! | `validation` | key and value limits |
+//!
+//! ```
+//! use azoth_projector::{Config, Database, ProjectionContext, SyncMode};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let config = Config::new(dir.path())
+//!     .sync_mode(SyncMode::Never)
+//!     .projection(|kind: &str, payload: &[u8], view: &mut ProjectionContext<'_>| {
+//!         if kind == "UserRenamed" {
+//!             view.put(b"user:1:name", payload)?;
+//!         }
+//!         Ok(())
+//!     });
+//! let db = Database::open_with(config)?;
+//! let id = db.put(b"user:1:email", b"ada@example.com")?;
+//! db.append_event("UserRenamed", b"Ada")?;
+//! assert_eq!(db.get(b"user:1:name")?.as_deref(), Some(&b"Ada"[..]));
+//! assert_eq!(db.scan_prefix(b"user:1:")?.len(), 2);
+//! assert_eq!(db.get_events_since(id)?.len(), 1);
+//! db.close()?;
+//! # Ok::<(), azoth_core::AzothError>(())
+//! ```
+#![warn(missing_docs, clippy::print_stdout)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+mod async_database;
+mod backend;
+mod config;
+mod database;
+mod engine;
+mod memtable;
+mod projection;
+mod stats;
+mod validation;
+mod view;
+mod writer;
+
+pub use async_database::AsyncDatabase;
+pub use azoth_core::SyncMode;
+pub use config::{
+    Config, DEFAULT_FLUSH_INTERVAL, DEFAULT_GROUP_COMMIT_CAP, DEFAULT_MEMTABLE_SIZE,
+    DEFAULT_SEGMENT_SIZE, DEFAULT_WRITE_QUEUE_CAPACITY, LogBackend, StoreBackend,
+};
+pub use database::{Database, Events, Range};
+pub use projection::{Projection, ProjectionContext, decode_payload, encode_payload};
+pub use stats::{DatabaseStats, LatencySummary};

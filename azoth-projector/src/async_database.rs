@@ -1,0 +1,206 @@
+//! [`AsyncDatabase`]: the database with async methods, for tokio programs.
+
+use std::path::Path;
+
+use azoth_core::{
+    AzothError, DatabaseEvent, DatabaseResult, Entry, Key, Operation, OperationId, Value,
+};
+
+use crate::config::Config;
+use crate::database::Database;
+use crate::stats::DatabaseStats;
+
+/// The same database as [`Database`], with async methods.
+///
+/// Every call that may wait for a sync (writes, flush, compact, close) or scan a range runs
+/// on tokio's blocking pool (`spawn_blocking`), where it joins the same group-commit queue as
+/// blocking callers: a runtime thread never waits for an fsync, and concurrent async writers
+/// share syncs like threads do. Point reads without read auditing are answered on the calling
+/// task: they touch only memory and the store's memory map.
+///
+/// The methods must be called within a tokio runtime.
+#[derive(Clone, Debug)]
+pub struct AsyncDatabase {
+    db: Database,
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> DatabaseResult<T> + Send + 'static,
+) -> DatabaseResult<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        AzothError::Io(std::io::Error::other(format!(
+            "a database task failed: {e}"
+        )))
+    })?
+}
+
+impl AsyncDatabase {
+    pub(crate) fn from_database(db: Database) -> Self {
+        Self { db }
+    }
+
+    /// Opens the database in `dir` with the defaults, as [`Database::open`].
+    ///
+    /// # Errors
+    /// As [`Database::open`].
+    pub async fn open(dir: impl AsRef<Path>) -> DatabaseResult<Self> {
+        Self::open_with(Config::new(dir)).await
+    }
+
+    /// Opens the database `config` describes, as [`Database::open_with`].
+    ///
+    /// # Errors
+    /// As [`Database::open_with`].
+    pub async fn open_with(config: Config) -> DatabaseResult<Self> {
+        let db = blocking(move || Database::open_with(config)).await?;
+        Ok(Self { db })
+    }
+
+    /// The blocking handle of the same database.
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// Sets `key` to `value`, as [`Database::put`].
+    ///
+    /// # Errors
+    /// As [`Database::put`].
+    pub async fn put(&self, key: Key, value: Value) -> DatabaseResult<OperationId> {
+        let db = self.db.clone();
+        blocking(move || db.put(&key, &value)).await
+    }
+
+    /// Removes `key`, as [`Database::delete`].
+    ///
+    /// # Errors
+    /// As [`Database::delete`].
+    pub async fn delete(&self, key: Key) -> DatabaseResult<OperationId> {
+        let db = self.db.clone();
+        blocking(move || db.delete(&key)).await
+    }
+
+    /// Puts every `(key, value)` atomically, as [`Database::batch`].
+    ///
+    /// # Errors
+    /// As [`Database::batch`].
+    pub async fn batch_put(
+        &self,
+        operations: Vec<(Key, Value)>,
+    ) -> DatabaseResult<Vec<OperationId>> {
+        let ops = operations
+            .into_iter()
+            .map(|(key, value)| Operation::Put { key, value })
+            .collect();
+        let db = self.db.clone();
+        blocking(move || db.batch(ops)).await
+    }
+
+    /// Deletes every key atomically, as [`Database::batch`].
+    ///
+    /// # Errors
+    /// As [`Database::batch`].
+    pub async fn batch_delete(&self, keys: Vec<Key>) -> DatabaseResult<Vec<OperationId>> {
+        let ops = keys
+            .into_iter()
+            .map(|key| Operation::Delete { key })
+            .collect();
+        let db = self.db.clone();
+        blocking(move || db.batch(ops)).await
+    }
+
+    /// Appends an application event, as [`Database::append_event`].
+    ///
+    /// # Errors
+    /// As [`Database::append_event`].
+    pub async fn append_event(
+        &self,
+        kind: String,
+        payload: Vec<u8>,
+    ) -> DatabaseResult<OperationId> {
+        let db = self.db.clone();
+        blocking(move || db.append_event(&kind, &payload)).await
+    }
+
+    /// The live entry of `key`, as [`Database::get_entry`].
+    ///
+    /// # Errors
+    /// As [`Database::get_entry`].
+    pub async fn get(&self, key: &Key) -> DatabaseResult<Option<Entry>> {
+        if self.db.config().read_auditing {
+            let db = self.db.clone();
+            let key = key.clone();
+            return blocking(move || db.get_entry(&key)).await;
+        }
+        self.db.get_entry(key)
+    }
+
+    /// The live entries in `[start_key, end_key)`, as [`Database::scan`].
+    ///
+    /// # Errors
+    /// As [`Database::scan`].
+    pub async fn scan(
+        &self,
+        start_key: Option<Key>,
+        end_key: Option<Key>,
+    ) -> DatabaseResult<Vec<Entry>> {
+        let db = self.db.clone();
+        blocking(move || db.scan(start_key.as_deref(), end_key.as_deref())).await
+    }
+
+    /// Moves the memtable into the store, as [`Database::flush`].
+    ///
+    /// # Errors
+    /// As [`Database::flush`].
+    pub async fn flush(&self) -> DatabaseResult<()> {
+        let db = self.db.clone();
+        blocking(move || db.flush()).await
+    }
+
+    /// Compacts the view, as [`Database::compact`].
+    ///
+    /// # Errors
+    /// As [`Database::compact`].
+    pub async fn compact(&self) -> DatabaseResult<()> {
+        let db = self.db.clone();
+        blocking(move || db.compact()).await
+    }
+
+    /// Counts, sizes and latencies, as [`Database::stats`].
+    ///
+    /// # Errors
+    /// As [`Database::stats`].
+    pub async fn stats(&self) -> DatabaseResult<DatabaseStats> {
+        let db = self.db.clone();
+        blocking(move || db.stats()).await
+    }
+
+    /// Closes the database, as [`Database::close`].
+    ///
+    /// # Errors
+    /// As [`Database::close`].
+    pub async fn close(&self) -> DatabaseResult<()> {
+        let db = self.db.clone();
+        blocking(move || db.close()).await
+    }
+
+    /// Every event in the log, as [`Database::get_events`].
+    ///
+    /// # Errors
+    /// As [`Database::get_events`].
+    pub async fn get_events(&self) -> DatabaseResult<Vec<DatabaseEvent>> {
+        let db = self.db.clone();
+        blocking(move || db.get_events()).await
+    }
+
+    /// The events strictly after `operation_id`, as [`Database::get_events_since`].
+    ///
+    /// # Errors
+    /// As [`Database::get_events_since`].
+    pub async fn get_events_since(
+        &self,
+        operation_id: OperationId,
+    ) -> DatabaseResult<Vec<DatabaseEvent>> {
+        let db = self.db.clone();
+        blocking(move || db.get_events_since(operation_id)).await
+    }
+}

@@ -1,0 +1,192 @@
+//! [`Config`]: where the database lives and how it behaves, with documented defaults.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use azoth_core::{DEFAULT_MAX_VALUE_LEN, SyncMode};
+
+use crate::projection::Projection;
+
+/// Which [`EventLog`](azoth_core::EventLog) backend holds the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum LogBackend {
+    /// `azoth_file::FileEventLog` in `<dir>/log`: segmented append-only files. The default.
+    #[default]
+    File,
+    /// `azoth_lmdb::LmdbEventLog` in `<dir>/log`.
+    Lmdb,
+}
+
+/// Which [`CanonicalStore`](azoth_core::CanonicalStore) holds the flushed view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum StoreBackend {
+    /// `azoth_lmdb::LmdbStore` in `<dir>/view`. The default.
+    #[default]
+    Lmdb,
+    /// `azoth_core::MemoryStore`: nothing is kept across opens, so every open replays the
+    /// whole log into the view.
+    Memory,
+}
+
+/// How a database is opened. Build it with [`Config::new`] and the setters; every setter's
+/// documentation ends with its default.
+///
+/// ```
+/// use std::time::Duration;
+/// use azoth_projector::{Config, LogBackend, StoreBackend, SyncMode};
+///
+/// let config = Config::new("/tmp/azoth-doc-config")
+///     .sync_mode(SyncMode::Never)
+///     .log_backend(LogBackend::Lmdb)
+///     .store_backend(StoreBackend::Memory)
+///     .memtable_size(8 << 20)
+///     .flush_interval(Some(Duration::from_secs(1)));
+/// assert_eq!(config.dir(), std::path::Path::new("/tmp/azoth-doc-config"));
+/// ```
+#[derive(Clone)]
+pub struct Config {
+    pub(crate) dir: PathBuf,
+    pub(crate) sync_mode: SyncMode,
+    pub(crate) segment_size: u64,
+    pub(crate) memtable_size: usize,
+    pub(crate) flush_interval: Option<Duration>,
+    pub(crate) group_commit_cap: usize,
+    pub(crate) write_queue_capacity: usize,
+    pub(crate) max_value_len: usize,
+    pub(crate) read_auditing: bool,
+    pub(crate) log_backend: LogBackend,
+    pub(crate) store_backend: StoreBackend,
+    pub(crate) projections: Vec<Arc<dyn Projection>>,
+}
+
+/// The default segment size of the file log: 64 MiB.
+pub const DEFAULT_SEGMENT_SIZE: u64 = 64 << 20;
+/// The default memtable size: 64 MiB.
+pub const DEFAULT_MEMTABLE_SIZE: usize = 64 << 20;
+/// The default interval of background flushes: 5 s.
+pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(5);
+/// The default most write requests one commit group takes: 1024.
+pub const DEFAULT_GROUP_COMMIT_CAP: usize = 1024;
+/// The default most write requests waiting for a group: 8192.
+pub const DEFAULT_WRITE_QUEUE_CAPACITY: usize = 8192;
+
+impl Config {
+    /// The defaults, with the data directory `dir` (created if missing).
+    pub fn new(dir: impl AsRef<Path>) -> Self {
+        Self {
+            dir: dir.as_ref().to_path_buf(),
+            sync_mode: SyncMode::Always,
+            segment_size: DEFAULT_SEGMENT_SIZE,
+            memtable_size: DEFAULT_MEMTABLE_SIZE,
+            flush_interval: Some(DEFAULT_FLUSH_INTERVAL),
+            group_commit_cap: DEFAULT_GROUP_COMMIT_CAP,
+            write_queue_capacity: DEFAULT_WRITE_QUEUE_CAPACITY,
+            max_value_len: DEFAULT_MAX_VALUE_LEN,
+            read_auditing: false,
+            log_backend: LogBackend::File,
+            store_backend: StoreBackend::Lmdb,
+            projections: Vec::new(),
+        }
+    }
+
+    /// The data directory: the log lives in `<dir>/log`, the view in `<dir>/view`.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// When appends are made durable. Default: [`SyncMode::Always`].
+    pub fn sync_mode(mut self, mode: SyncMode) -> Self {
+        self.sync_mode = mode;
+        self
+    }
+
+    /// The size at which the file log starts a new segment, in bytes. Default: 64 MiB.
+    pub fn segment_size(mut self, bytes: u64) -> Self {
+        self.segment_size = bytes;
+        self
+    }
+
+    /// The memtable size at which a background flush starts, in bytes (keys, values and a
+    /// per-entry overhead). Writers stall for a flush at twice this size, which bounds memory.
+    /// Default: 64 MiB.
+    pub fn memtable_size(mut self, bytes: usize) -> Self {
+        self.memtable_size = bytes.max(1);
+        self
+    }
+
+    /// How often the background thread flushes the memtable whatever its size; `None` flushes
+    /// only by size, on [`Database::flush`](crate::Database::flush) and on close.
+    /// Default: 5 s.
+    pub fn flush_interval(mut self, interval: Option<Duration>) -> Self {
+        self.flush_interval = interval;
+        self
+    }
+
+    /// The most write requests one commit group takes (one log block, one sync).
+    /// Default: 1024.
+    pub fn group_commit_cap(mut self, requests: usize) -> Self {
+        self.group_commit_cap = requests.max(1);
+        self
+    }
+
+    /// The most write requests waiting for a group; writers beyond it wait (backpressure).
+    /// Default: 8192.
+    pub fn write_queue_capacity(mut self, requests: usize) -> Self {
+        self.write_queue_capacity = requests.max(1);
+        self
+    }
+
+    /// The largest value accepted, in bytes. Default: 16 MiB.
+    pub fn max_value_len(mut self, bytes: usize) -> Self {
+        self.max_value_len = bytes;
+        self
+    }
+
+    /// Logs a `ReadEvent` for every `get`. Default: off.
+    pub fn read_auditing(mut self, on: bool) -> Self {
+        self.read_auditing = on;
+        self
+    }
+
+    /// Which backend holds the log. Default: [`LogBackend::File`].
+    pub fn log_backend(mut self, backend: LogBackend) -> Self {
+        self.log_backend = backend;
+        self
+    }
+
+    /// Which store holds the flushed view. Default: [`StoreBackend::Lmdb`].
+    pub fn store_backend(mut self, backend: StoreBackend) -> Self {
+        self.store_backend = backend;
+        self
+    }
+
+    /// Registers a projection that turns the application's events into view writes. Every
+    /// projection sees every `AppEvent`, in registration order. Default: none.
+    pub fn projection(mut self, projection: impl Projection) -> Self {
+        self.projections.push(Arc::new(projection));
+        self
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("dir", &self.dir)
+            .field("sync_mode", &self.sync_mode)
+            .field("segment_size", &self.segment_size)
+            .field("memtable_size", &self.memtable_size)
+            .field("flush_interval", &self.flush_interval)
+            .field("group_commit_cap", &self.group_commit_cap)
+            .field("write_queue_capacity", &self.write_queue_capacity)
+            .field("max_value_len", &self.max_value_len)
+            .field("read_auditing", &self.read_auditing)
+            .field("log_backend", &self.log_backend)
+            .field("store_backend", &self.store_backend)
+            .field("projections", &self.projections.len())
+            .finish()
+    }
+}

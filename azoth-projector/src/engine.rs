@@ -1,0 +1,377 @@
+//! [`Core`]: the state every handle shares — the view, the writer, the log — and the work
+//! behind the handles: committing a group, replaying the log, flushing, closing.
+
+use std::fs::File;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use azoth_core::{
+    AzothError, CanonicalStore, DatabaseEvent, EventId, EventLog, Location, OperationId, Result,
+    StoreWrite, Timestamp, decode_event, encode_event,
+};
+use crossbeam_channel::{Receiver, Sender};
+use parking_lot::{Mutex, RwLock};
+
+use crate::backend::LogHandle;
+use crate::config::Config;
+use crate::projection::Projector;
+use crate::stats::LatencyHistogram;
+use crate::view::View;
+use crate::writer::{Draft, GroupCommitter, Outcome, Request, Writer};
+
+/// Events replayed per memtable insert on open and in `rebuild_view`.
+const REPLAY_CHUNK: usize = 1024;
+
+/// What only the group leader touches (and `rebuild_view`, to hold writers off).
+pub(crate) struct Clock {
+    pub(crate) next_id: EventId,
+    last_timestamp: Timestamp,
+}
+
+pub(crate) struct Core {
+    pub(crate) config: Config,
+    pub(crate) view: View,
+    pub(crate) writer: Writer,
+    log: RwLock<Option<LogHandle>>,
+    pub(crate) clock: Mutex<Clock>,
+    closed: AtomicBool,
+    pub(crate) write_latency: LatencyHistogram,
+    pub(crate) read_latency: LatencyHistogram,
+    pub(crate) events_committed: AtomicU64,
+    flusher: Mutex<Option<(Sender<()>, JoinHandle<()>)>>,
+    /// Wakes the flusher early when the memtable is full.
+    nudge: Mutex<Option<Sender<()>>>,
+    dir_lock: Mutex<Option<File>>,
+}
+
+fn now_micros() -> Timestamp {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+impl Draft {
+    fn into_event(self, operation_id: OperationId) -> DatabaseEvent {
+        match self {
+            Draft::Write(operation) => DatabaseEvent::WriteEvent {
+                operation,
+                operation_id,
+            },
+            Draft::App { kind, payload } => DatabaseEvent::AppEvent {
+                kind,
+                payload,
+                operation_id,
+            },
+            Draft::Compaction { level } => DatabaseEvent::CompactionEvent {
+                level,
+                operation_id,
+            },
+            Draft::Read { key } => DatabaseEvent::ReadEvent { key, operation_id },
+        }
+    }
+}
+
+/// The same error for every caller of a failed group (`AzothError` is not `Clone`).
+pub(crate) fn share_error(e: &AzothError) -> AzothError {
+    match e {
+        AzothError::Io(io) => AzothError::Io(std::io::Error::new(io.kind(), io.to_string())),
+        AzothError::Corruption { location, detail } => AzothError::Corruption {
+            location: location.clone(),
+            detail: detail.clone(),
+        },
+        AzothError::InvalidEventId { expected, got } => AzothError::InvalidEventId {
+            expected: *expected,
+            got: *got,
+        },
+        AzothError::Locked { path } => AzothError::Locked { path: path.clone() },
+        AzothError::Closed => AzothError::Closed,
+        AzothError::Poisoned { detail } => AzothError::Poisoned {
+            detail: detail.clone(),
+        },
+        AzothError::ReadOnly => AzothError::ReadOnly,
+        AzothError::Encoding(s) => AzothError::Encoding(s.clone()),
+        AzothError::Config(s) => AzothError::Config(s.clone()),
+        AzothError::NotFound(s) => AzothError::NotFound(s.clone()),
+        other => AzothError::Io(std::io::Error::other(other.to_string())),
+    }
+}
+
+impl Core {
+    /// Opens the view over `store` and replays the log's unflushed tail into it.
+    pub(crate) fn open(
+        config: Config,
+        log: LogHandle,
+        store: Arc<dyn CanonicalStore>,
+        dir_lock: Option<File>,
+    ) -> Result<Arc<Self>> {
+        let raw_log = log.log();
+        let checkpoint = store.checkpoint()?;
+        let next_id = raw_log.next_event_id()?;
+        let newest = next_id.saturating_sub(1);
+        if checkpoint > newest {
+            return Err(AzothError::corruption(
+                Location::default().at_event(checkpoint),
+                format!(
+                    "the view's checkpoint {checkpoint} is ahead of the log's newest event {newest}"
+                ),
+            ));
+        }
+        let last_timestamp = match raw_log.get(newest)? {
+            Some(bytes) if newest > 0 => decode_event(&bytes)?.operation_id().timestamp,
+            _ => 0,
+        };
+        let writer = Writer::new(config.group_commit_cap, config.write_queue_capacity);
+        let core = Arc::new(Self {
+            view: View::new(store, checkpoint),
+            writer,
+            log: RwLock::new(Some(log)),
+            clock: Mutex::new(Clock {
+                next_id,
+                last_timestamp,
+            }),
+            closed: AtomicBool::new(false),
+            write_latency: LatencyHistogram::new(),
+            read_latency: LatencyHistogram::new(),
+            events_committed: AtomicU64::new(0),
+            flusher: Mutex::new(None),
+            nudge: Mutex::new(None),
+            dir_lock: Mutex::new(dir_lock),
+            config,
+        });
+        let replayed = core.replay_into(&core.view, raw_log.as_ref(), checkpoint + 1, next_id)?;
+        tracing::info!(
+            checkpoint,
+            replayed,
+            newest,
+            "opened the database and replayed the log's unflushed tail"
+        );
+        core.start_flusher()?;
+        Ok(core)
+    }
+
+    /// Replays events `[from, to)` of `log` into `view` through the projections; returns how
+    /// many. Flushes `view` whenever its memtable outgrows the configured size, so replay
+    /// memory stays bounded.
+    pub(crate) fn replay_into(
+        &self,
+        view: &View,
+        log: &dyn EventLog,
+        from: EventId,
+        to: EventId,
+    ) -> Result<u64> {
+        if from >= to {
+            return Ok(0);
+        }
+        let projector = Projector {
+            projections: &self.config.projections,
+            view,
+            max_value_len: self.config.max_value_len,
+        };
+        let mut expected = from;
+        let mut writes: Vec<StoreWrite> = Vec::new();
+        let mut in_chunk = 0usize;
+        let mut count = 0u64;
+        for item in log.iter_range(from, Some(to))? {
+            let (id, bytes) = item?;
+            if id != expected {
+                return Err(AzothError::corruption(
+                    Location::default().at_event(expected),
+                    format!("replay expected event {expected} but the log gave {id}"),
+                ));
+            }
+            let event = decode_event(&bytes).map_err(|e| {
+                AzothError::corruption(Location::default().at_event(id), e.to_string())
+            })?;
+            projector.project(event, &mut writes)?;
+            expected += 1;
+            in_chunk += 1;
+            count += 1;
+            if in_chunk == REPLAY_CHUNK {
+                view.apply(std::mem::take(&mut writes), id);
+                in_chunk = 0;
+                if view.sizes().active_bytes > self.config.memtable_size {
+                    view.flush(log)?;
+                }
+            }
+        }
+        if expected != to {
+            return Err(AzothError::corruption(
+                Location::default().at_event(expected),
+                format!("replay stopped at event {expected}, before {to}"),
+            ));
+        }
+        if in_chunk > 0 {
+            view.apply(writes, to - 1);
+        }
+        Ok(count)
+    }
+
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(AzothError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    pub(crate) fn log_handle(&self) -> Result<LogHandle> {
+        self.log.read().clone().ok_or(AzothError::Closed)
+    }
+
+    pub(crate) fn log(&self) -> Result<Arc<dyn EventLog>> {
+        Ok(self.log_handle()?.log())
+    }
+
+    /// Queues drafts as one atomic request and waits for its group to commit.
+    pub(crate) fn write(&self, drafts: Vec<Draft>) -> Outcome {
+        self.check_open()?;
+        let started = std::time::Instant::now();
+        let outcome = self.writer.submit(Request { drafts }, self);
+        self.write_latency.record(started.elapsed());
+        outcome
+    }
+
+    pub(crate) fn flush(&self) -> Result<()> {
+        let log = self.log()?;
+        self.view.flush(log.as_ref())
+    }
+
+    /// After a group: wake the flusher at the memtable size; flush here, holding the writers
+    /// back, at twice that size (the flusher is behind, so memory would grow without bound).
+    fn after_group(&self) {
+        let active = self.view.sizes().active_bytes;
+        if active > 2 * self.config.memtable_size {
+            if let Err(e) = self.flush() {
+                tracing::warn!(error = %e, "flush under memory pressure failed");
+            }
+        } else if active > self.config.memtable_size {
+            if let Some(nudge) = self.nudge.lock().as_ref() {
+                let _ = nudge.try_send(());
+            }
+        }
+    }
+
+    fn start_flusher(self: &Arc<Self>) -> Result<()> {
+        let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
+        let (nudge_tx, nudge_rx) = crossbeam_channel::bounded::<()>(1);
+        let core = Arc::clone(self);
+        let handle = std::thread::Builder::new()
+            .name("azoth-flush".into())
+            .spawn(move || core.flusher_loop(&stop_rx, &nudge_rx))?;
+        *self.flusher.lock() = Some((stop_tx, handle));
+        *self.nudge.lock() = Some(nudge_tx);
+        Ok(())
+    }
+
+    fn flusher_loop(&self, stop: &Receiver<()>, nudge: &Receiver<()>) {
+        let interval = self
+            .config
+            .flush_interval
+            .unwrap_or(Duration::from_secs(3600 * 24 * 365));
+        loop {
+            crossbeam_channel::select! {
+                recv(stop) -> _ => return,
+                recv(nudge) -> _ => {}
+                default(interval) => {}
+            }
+            if self.closed.load(Ordering::Acquire) {
+                return;
+            }
+            if let Err(e) = self.flush() {
+                tracing::warn!(error = %e, "background flush failed; it will be retried");
+            }
+        }
+    }
+
+    /// Flushes, stops the background thread, and drops the log and store, releasing their
+    /// locks and the directory lock. Idempotent.
+    pub(crate) fn close(&self) -> Result<()> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.writer.close();
+        if let Some((stop, handle)) = self.flusher.lock().take() {
+            let _ = stop.try_send(());
+            if handle.join().is_err() {
+                tracing::error!("the flush thread panicked");
+            }
+        }
+        self.nudge.lock().take();
+        let flushed = self.flush();
+        self.view.close();
+        self.log.write().take();
+        self.dir_lock.lock().take();
+        tracing::info!("closed the database");
+        flushed
+    }
+}
+
+impl GroupCommitter for Core {
+    /// Gives the group dense ids and one timestamp, encodes and projects each request's
+    /// events (a request whose projection fails is left out, alone), appends the group as
+    /// one block (the log syncs per its `SyncMode`), applies it to the memtable, and returns
+    /// each request's ids. If the append fails, every request of the group fails and nothing
+    /// is applied.
+    fn commit_group(&self, group: Vec<Request>) -> Vec<Outcome> {
+        let log = match self.log() {
+            Ok(log) => log,
+            Err(e) => return group.iter().map(|_| Err(share_error(&e))).collect(),
+        };
+        let mut clock = self.clock.lock();
+        let timestamp = now_micros().max(clock.last_timestamp);
+        let first = clock.next_id;
+        let mut next = first;
+        let projector = Projector {
+            projections: &self.config.projections,
+            view: &self.view,
+            max_value_len: self.config.max_value_len,
+        };
+        let total: usize = group.iter().map(|r| r.drafts.len()).sum();
+        let mut encoded: Vec<Vec<u8>> = Vec::with_capacity(total);
+        let mut writes: Vec<StoreWrite> = Vec::with_capacity(total);
+        let mut outcomes: Vec<Outcome> = Vec::with_capacity(group.len());
+        for request in group {
+            let mark = (encoded.len(), writes.len(), next);
+            let mut ids = Vec::with_capacity(request.drafts.len());
+            let staged: Result<()> = request.drafts.into_iter().try_for_each(|draft| {
+                let id = OperationId::new(timestamp, next);
+                let event = draft.into_event(id);
+                encoded.push(encode_event(&event)?);
+                projector.project(event, &mut writes)?;
+                ids.push(id);
+                next += 1;
+                Ok(())
+            });
+            match staged {
+                Ok(()) => outcomes.push(Ok(ids)),
+                Err(e) => {
+                    encoded.truncate(mark.0);
+                    writes.truncate(mark.1);
+                    next = mark.2;
+                    outcomes.push(Err(e));
+                }
+            }
+        }
+        if encoded.is_empty() {
+            return outcomes;
+        }
+        if let Err(e) = log.append_batch_with_ids(first, &encoded) {
+            tracing::error!(error = %e, first, "appending a commit group failed");
+            clock.next_id = log.next_event_id().unwrap_or(first);
+            return outcomes
+                .into_iter()
+                .map(|o| o.and_then(|_| Err(share_error(&e))))
+                .collect();
+        }
+        self.view.apply(writes, next - 1);
+        clock.next_id = next;
+        clock.last_timestamp = timestamp;
+        drop(clock);
+        self.events_committed
+            .fetch_add(next - first, Ordering::Relaxed);
+        self.after_group();
+        outcomes
+    }
+}

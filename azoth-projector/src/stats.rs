@@ -1,0 +1,261 @@
+//! [`DatabaseStats`], the latency histogram behind its percentiles, and the Prometheus text
+//! rendering.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use azoth_core::{EventId, EventLogStats, StoreStats};
+
+/// Buckets of powers of two of nanoseconds: bucket `i` counts durations in `[2^(i-1), 2^i)` ns.
+const BUCKETS: usize = 64;
+
+/// A histogram of durations in power-of-two buckets of atomics: recording is one relaxed
+/// `fetch_add`, so it costs nothing measurable on the write and read paths. Percentiles are
+/// reported as the upper bound of their bucket (within a factor of two).
+pub(crate) struct LatencyHistogram {
+    buckets: [AtomicU64; BUCKETS],
+}
+
+impl LatencyHistogram {
+    pub(crate) fn new() -> Self {
+        Self {
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+
+    pub(crate) fn record(&self, elapsed: Duration) {
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        let index = (u64::BITS - nanos.leading_zeros()) as usize;
+        self.buckets[index.min(BUCKETS - 1)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn summary(&self) -> LatencySummary {
+        let counts: Vec<u64> = self
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        let count: u64 = counts.iter().sum();
+        let percentile = |p: f64| -> f64 {
+            if count == 0 {
+                return 0.0;
+            }
+            let rank = ((count as f64) * p).ceil().max(1.0) as u64;
+            let mut seen = 0;
+            for (i, c) in counts.iter().enumerate() {
+                seen += c;
+                if seen >= rank {
+                    // Upper bound of bucket i, in microseconds.
+                    return (1u128 << i) as f64 / 1000.0;
+                }
+            }
+            f64::INFINITY
+        };
+        LatencySummary {
+            count,
+            p50_us: percentile(0.50),
+            p90_us: percentile(0.90),
+            p99_us: percentile(0.99),
+        }
+    }
+}
+
+/// Latency percentiles of one kind of call, in microseconds (each the upper bound of a
+/// power-of-two bucket, so within a factor of two of the true value).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LatencySummary {
+    /// Calls measured since open.
+    pub count: u64,
+    /// Median.
+    pub p50_us: f64,
+    /// 90th percentile.
+    pub p90_us: f64,
+    /// 99th percentile.
+    pub p99_us: f64,
+}
+
+/// What the database holds and how it has been doing since it was opened.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct DatabaseStats {
+    /// The log: events, bytes, units, oldest and newest ids.
+    pub log: EventLogStats,
+    /// The canonical store under the view.
+    pub store: StoreStats,
+    /// Entries in the memtables (active and frozen), tombstones included.
+    pub memtable_entries: u64,
+    /// Approximate bytes of the memtables.
+    pub memtable_bytes: u64,
+    /// Frozen memtables waiting to be flushed.
+    pub frozen_memtables: usize,
+    /// The last event the canonical store reflects.
+    pub checkpoint: EventId,
+    /// Commit groups written since open (one log block and at most one sync each).
+    pub groups_committed: u64,
+    /// Write requests (puts, deletes, batches, events) acknowledged since open.
+    pub requests_committed: u64,
+    /// Events appended since open.
+    pub events_committed: u64,
+    /// Requests per commit group: how many writers shared each sync.
+    pub mean_group_size: f64,
+    /// Flushes of the memtable into the store since open.
+    pub flushes: u64,
+    /// Latency of writes, from the call to the acknowledgement.
+    pub write_latency: LatencySummary,
+    /// Latency of `get`, `get_entry` and `exists`.
+    pub read_latency: LatencySummary,
+}
+
+impl DatabaseStats {
+    /// These statistics in the Prometheus text exposition format (version 0.0.4).
+    pub fn metrics_text(&self) -> String {
+        let mut out = String::with_capacity(2048);
+        let mut metric = |name: &str, kind: &str, help: &str, value: f64| {
+            let _ = writeln!(out, "# HELP azoth_{name} {help}");
+            let _ = writeln!(out, "# TYPE azoth_{name} {kind}");
+            let _ = writeln!(out, "azoth_{name} {value}");
+        };
+        metric(
+            "log_events",
+            "gauge",
+            "Events stored in the log.",
+            self.log.event_count as f64,
+        );
+        metric(
+            "log_bytes",
+            "gauge",
+            "Bytes used by the log.",
+            self.log.total_bytes as f64,
+        );
+        metric(
+            "log_files",
+            "gauge",
+            "Log units (segments) holding events.",
+            self.log.file_count as f64,
+        );
+        metric(
+            "log_oldest_event_id",
+            "gauge",
+            "Oldest event id stored.",
+            self.log.oldest_event_id as f64,
+        );
+        metric(
+            "log_newest_event_id",
+            "gauge",
+            "Newest event id stored.",
+            self.log.newest_event_id as f64,
+        );
+        metric(
+            "view_checkpoint",
+            "gauge",
+            "Last event id reflected by the canonical store.",
+            self.checkpoint as f64,
+        );
+        metric(
+            "view_store_entries",
+            "gauge",
+            "Keys in the canonical store.",
+            self.store.entries as f64,
+        );
+        metric(
+            "view_store_bytes",
+            "gauge",
+            "Bytes of the canonical store.",
+            self.store.bytes as f64,
+        );
+        metric(
+            "memtable_entries",
+            "gauge",
+            "Entries in the memtables.",
+            self.memtable_entries as f64,
+        );
+        metric(
+            "memtable_bytes",
+            "gauge",
+            "Approximate bytes of the memtables.",
+            self.memtable_bytes as f64,
+        );
+        metric(
+            "memtables_frozen",
+            "gauge",
+            "Frozen memtables waiting for a flush.",
+            self.frozen_memtables as f64,
+        );
+        metric(
+            "commit_groups_total",
+            "counter",
+            "Commit groups written.",
+            self.groups_committed as f64,
+        );
+        metric(
+            "write_requests_total",
+            "counter",
+            "Write requests acknowledged.",
+            self.requests_committed as f64,
+        );
+        metric(
+            "events_appended_total",
+            "counter",
+            "Events appended.",
+            self.events_committed as f64,
+        );
+        metric(
+            "flushes_total",
+            "counter",
+            "Memtable flushes.",
+            self.flushes as f64,
+        );
+        for (name, summary) in [("write", &self.write_latency), ("read", &self.read_latency)] {
+            let _ = writeln!(
+                out,
+                "# HELP azoth_{name}_latency_seconds Latency of {name} calls."
+            );
+            let _ = writeln!(out, "# TYPE azoth_{name}_latency_seconds summary");
+            for (q, v) in [
+                ("0.5", summary.p50_us),
+                ("0.9", summary.p90_us),
+                ("0.99", summary.p99_us),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "azoth_{name}_latency_seconds{{quantile=\"{q}\"}} {}",
+                    v / 1e6
+                );
+            }
+            let _ = writeln!(out, "azoth_{name}_latency_seconds_count {}", summary.count);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_fall_in_the_right_bucket() {
+        let h = LatencyHistogram::new();
+        for _ in 0..90 {
+            h.record(Duration::from_nanos(1000));
+        }
+        for _ in 0..10 {
+            h.record(Duration::from_millis(1));
+        }
+        let s = h.summary();
+        assert_eq!(s.count, 100);
+        assert!(s.p50_us >= 1.0 && s.p50_us <= 2.048, "{s:?}");
+        assert!(s.p99_us >= 1000.0 && s.p99_us <= 2100.0, "{s:?}");
+        assert_eq!(LatencyHistogram::new().summary().p99_us, 0.0);
+    }
+
+    #[test]
+    fn metrics_text_is_prometheus_shaped() {
+        let text = DatabaseStats::default().metrics_text();
+        assert!(text.contains("# TYPE azoth_log_events gauge\nazoth_log_events 0\n"));
+        assert!(text.contains("azoth_write_latency_seconds{quantile=\"0.99\"} 0"));
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            assert_eq!(line.split(' ').count(), 2, "{line}");
+        }
+    }
+}

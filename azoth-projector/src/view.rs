@@ -1,0 +1,262 @@
+//! [`View`]: the key-value view as readers see it — the active memtable over the frozen ones
+//! over the canonical store — and the flush that moves memtables into the store.
+
+use std::collections::BTreeMap;
+use std::iter::Peekable;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use azoth_core::{
+    AzothError, CanonicalStore, Entry, EventId, EventLog, Key, Result, StoreBatch, StoreIter,
+    StoreWrite,
+};
+use parking_lot::{Mutex, RwLock};
+
+use crate::memtable::{MemEntry, Memtable};
+
+/// The layers of the view. Readers hold the read lock for a whole lookup, so a flush cannot
+/// drop a frozen memtable between the moment a reader passes it and the moment it reads the
+/// store: every read sees one consistent state.
+struct Tables {
+    active: Arc<Memtable>,
+    /// Newest first.
+    frozen: Vec<Arc<Memtable>>,
+    /// `None` once the database is closed.
+    store: Option<Arc<dyn CanonicalStore>>,
+}
+
+pub(crate) struct View {
+    tables: RwLock<Tables>,
+    /// One flush at a time; taken before `tables`.
+    flush_lock: Mutex<()>,
+    checkpoint: AtomicU64,
+    flushes: AtomicU64,
+}
+
+/// Sizes of the memtables, for stats and the flush trigger.
+pub(crate) struct MemtableSizes {
+    pub(crate) entries: u64,
+    pub(crate) bytes: u64,
+    pub(crate) active_bytes: usize,
+    pub(crate) frozen: usize,
+}
+
+impl View {
+    pub(crate) fn new(store: Arc<dyn CanonicalStore>, checkpoint: EventId) -> Self {
+        Self {
+            tables: RwLock::new(Tables {
+                active: Arc::new(Memtable::new(checkpoint)),
+                frozen: Vec::new(),
+                store: Some(store),
+            }),
+            flush_lock: Mutex::new(()),
+            checkpoint: AtomicU64::new(checkpoint),
+            flushes: AtomicU64::new(0),
+        }
+    }
+
+    /// Applies one group's writes to the active memtable. Holding the tables' read lock keeps
+    /// a freeze from splitting the group between two memtables.
+    pub(crate) fn apply(&self, writes: Vec<StoreWrite>, last_event: EventId) {
+        let tables = self.tables.read();
+        tables.active.apply(writes, last_event);
+    }
+
+    /// The newest state of `key`: `Some` with `value = None` for a tombstone in a memtable,
+    /// `None` when the key is absent everywhere.
+    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<MemEntry>> {
+        let tables = self.tables.read();
+        if let Some(entry) = tables.active.get(key) {
+            return Ok(Some(entry));
+        }
+        for frozen in &tables.frozen {
+            if let Some(entry) = frozen.get(key) {
+                return Ok(Some(entry));
+            }
+        }
+        let store = tables.store.as_ref().ok_or(AzothError::Closed)?;
+        Ok(store.get(key)?.map(|v| MemEntry {
+            value: Some(v.value),
+            operation_id: v.operation_id,
+        }))
+    }
+
+    /// A lazy iterator over the live entries with keys in `[start, end)`, in key order.
+    ///
+    /// The memtables' part of the range is copied when the iterator is made (it is bounded
+    /// by the memtable size); the store's part streams from one store snapshot.
+    pub(crate) fn range(&self, start: Option<&[u8]>, end: Option<&[u8]>) -> Result<ViewRange> {
+        let tables = self.tables.read();
+        let store = tables.store.as_ref().ok_or(AzothError::Closed)?;
+        let mut overlay: BTreeMap<Key, MemEntry> = BTreeMap::new();
+        // Oldest first, so newer layers overwrite older ones.
+        for frozen in tables.frozen.iter().rev() {
+            overlay.extend(frozen.range(start, end));
+        }
+        overlay.extend(tables.active.range(start, end));
+        let store_iter = store.range(start, end)?;
+        Ok(ViewRange {
+            overlay: overlay.into_iter().peekable(),
+            store: store_iter.peekable(),
+        })
+    }
+
+    pub(crate) fn store(&self) -> Result<Arc<dyn CanonicalStore>> {
+        self.tables.read().store.clone().ok_or(AzothError::Closed)
+    }
+
+    pub(crate) fn checkpoint(&self) -> EventId {
+        self.checkpoint.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn flushes(&self) -> u64 {
+        self.flushes.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn sizes(&self) -> MemtableSizes {
+        let tables = self.tables.read();
+        let mut sizes = MemtableSizes {
+            entries: tables.active.len() as u64,
+            bytes: tables.active.bytes() as u64,
+            active_bytes: tables.active.bytes(),
+            frozen: tables.frozen.len(),
+        };
+        for frozen in &tables.frozen {
+            sizes.entries += frozen.len() as u64;
+            sizes.bytes += frozen.bytes() as u64;
+        }
+        sizes
+    }
+
+    /// Moves everything in the memtables into the store: freeze the active memtable, sync the
+    /// log (the write-ahead rule: the store may never be ahead of the durable log), apply the
+    /// frozen memtables oldest first, each with its checkpoint in one store transaction, and
+    /// drop them.
+    ///
+    /// A failed flush leaves the frozen memtable in place (reads still see it) and the next
+    /// flush retries it.
+    pub(crate) fn flush(&self, log: &dyn EventLog) -> Result<()> {
+        let _flushing = self.flush_lock.lock();
+        {
+            let mut tables = self.tables.write();
+            if tables.store.is_none() {
+                return Err(AzothError::Closed);
+            }
+            let active_last = tables.active.last_event();
+            if !tables.active.is_empty() || active_last > self.checkpoint() {
+                let fresh = Arc::new(Memtable::new(active_last));
+                let old = std::mem::replace(&mut tables.active, fresh);
+                tables.frozen.insert(0, old);
+            }
+        }
+        loop {
+            let (oldest, store) = {
+                let tables = self.tables.read();
+                match (tables.frozen.last(), &tables.store) {
+                    (Some(m), Some(s)) => (Arc::clone(m), Arc::clone(s)),
+                    (None, _) => return Ok(()),
+                    (_, None) => return Err(AzothError::Closed),
+                }
+            };
+            log.sync()?;
+            let checkpoint = oldest.last_event();
+            store.apply(&StoreBatch {
+                writes: oldest.to_store_writes(),
+                checkpoint: Some(checkpoint),
+                metadata: Vec::new(),
+            })?;
+            self.checkpoint.store(checkpoint, Ordering::Release);
+            self.flushes.fetch_add(1, Ordering::Relaxed);
+            let mut tables = self.tables.write();
+            tables.frozen.retain(|m| !Arc::ptr_eq(m, &oldest));
+            tracing::debug!(checkpoint, "flushed a memtable");
+        }
+    }
+
+    /// Swaps in a store that already reflects every event up to `checkpoint` (a rebuilt view),
+    /// dropping the memtables; returns the old store.
+    pub(crate) fn replace_store(
+        &self,
+        store: Arc<dyn CanonicalStore>,
+        checkpoint: EventId,
+    ) -> Option<Arc<dyn CanonicalStore>> {
+        let _flushing = self.flush_lock.lock();
+        let mut tables = self.tables.write();
+        tables.active = Arc::new(Memtable::new(checkpoint));
+        tables.frozen.clear();
+        self.checkpoint.store(checkpoint, Ordering::Release);
+        tables.store.replace(store)
+    }
+
+    /// Drops the store (after a final flush): every later read is `Closed`.
+    pub(crate) fn close(&self) {
+        let _flushing = self.flush_lock.lock();
+        self.tables.write().store = None;
+    }
+}
+
+/// The lazy iterator of [`View::range`]: merges the memtables' entries with the store's,
+/// memtables winning, tombstones hiding store values.
+pub(crate) struct ViewRange {
+    overlay: Peekable<std::collections::btree_map::IntoIter<Key, MemEntry>>,
+    store: Peekable<StoreIter>,
+}
+
+impl ViewRange {
+    fn from_overlay(key: Key, entry: MemEntry) -> Option<Entry> {
+        entry.value.map(|value| Entry {
+            key,
+            value: Some(value),
+            operation_id: entry.operation_id,
+            is_deleted: false,
+        })
+    }
+}
+
+impl Iterator for ViewRange {
+    type Item = Result<Entry>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let store_first = match (self.overlay.peek(), self.store.peek()) {
+                (None, None) => return None,
+                (_, Some(Err(_))) => {
+                    return match self.store.next() {
+                        Some(Err(e)) => Some(Err(e)),
+                        _ => None,
+                    };
+                }
+                (None, Some(Ok(_))) => true,
+                (Some(_), None) => false,
+                (Some((ok, _)), Some(Ok((sk, _)))) => {
+                    if sk < ok {
+                        true
+                    } else {
+                        if sk == ok {
+                            // The memtable's state is newer; skip the store's.
+                            self.store.next();
+                        }
+                        false
+                    }
+                }
+            };
+            if store_first {
+                return match self.store.next() {
+                    Some(Ok((key, v))) => Some(Ok(Entry {
+                        key,
+                        value: Some(v.value),
+                        operation_id: v.operation_id,
+                        is_deleted: false,
+                    })),
+                    Some(Err(e)) => Some(Err(e)),
+                    None => None,
+                };
+            }
+            if let Some((key, entry)) = self.overlay.next() {
+                if let Some(entry) = Self::from_overlay(key, entry) {
+                    return Some(Ok(entry));
+                }
+            }
+        }
+    }
+}
