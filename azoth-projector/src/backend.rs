@@ -21,7 +21,7 @@ use azoth_core::{
     VerifyReport, decode_event,
 };
 use azoth_file::{FileEventLog, FileLogOptions};
-use azoth_lmdb::LmdbStore;
+use azoth_lmdb::{LmdbEventLog, LmdbLogOptions, LmdbStore};
 use fs2::FileExt;
 
 use crate::config::{Config, LogBackend, StoreBackend};
@@ -33,6 +33,7 @@ const DEFAULT_VIEW_DIR: &str = "view";
 #[derive(Clone)]
 pub(crate) enum LogHandle {
     File(Arc<FileEventLog>),
+    Lmdb(Arc<LmdbEventLog>),
     /// A log given by the caller; verified by decoding every event.
     Custom(Arc<dyn EventLog>),
 }
@@ -41,6 +42,7 @@ impl LogHandle {
     pub(crate) fn log(&self) -> Arc<dyn EventLog> {
         match self {
             LogHandle::File(log) => Arc::clone(log) as Arc<dyn EventLog>,
+            LogHandle::Lmdb(log) => Arc::clone(log) as Arc<dyn EventLog>,
             LogHandle::Custom(log) => Arc::clone(log),
         }
     }
@@ -48,6 +50,7 @@ impl LogHandle {
     pub(crate) fn verify(&self) -> Result<VerifyReport> {
         match self {
             LogHandle::File(log) => log.verify(),
+            LogHandle::Lmdb(log) => log.verify(),
             LogHandle::Custom(log) => verify_by_decoding(log.as_ref()),
         }
     }
@@ -96,9 +99,11 @@ pub(crate) fn open_log(config: &Config) -> Result<LogHandle> {
                 .sync_mode(config.sync_mode)
                 .open(&dir)?,
         ))),
-        LogBackend::Lmdb => Err(AzothError::Config(
-            "the LMDB log backend is not available yet".into(),
-        )),
+        LogBackend::Lmdb => Ok(LogHandle::Lmdb(Arc::new(
+            LmdbLogOptions::default()
+                .sync_mode(config.sync_mode)
+                .open(&dir)?,
+        ))),
     }
 }
 

@@ -468,6 +468,18 @@ suite!(
     |d| base(d).store_backend(StoreBackend::Memory),
     open_dir
 );
+suite!(
+    lmdb_lmdb,
+    |d| base(d).log_backend(LogBackend::Lmdb),
+    open_dir
+);
+suite!(
+    lmdb_memory,
+    |d| base(d)
+        .log_backend(LogBackend::Lmdb)
+        .store_backend(StoreBackend::Memory),
+    open_dir
+);
 suite!(memory_log_custom, |d| base(d), custom_open);
 durable_suite!(file_lmdb_durable, |d| base(d));
 durable_suite!(file_memory_durable, |d| base(d)
