@@ -1,0 +1,414 @@
+//! The database bench runner: measures the database and, in the same run, the baselines it
+//! is judged against (a raw framed append to a file, raw write + fdatasync, raw heed gets);
+//! prints one table and writes the figures as JSON.
+//!
+//! `cargo bench -p azoth-projector --bench runner`
+//!
+//! Environment: `AZOTH_BENCH_SECS` (seconds per timed case, default 2),
+//! `AZOTH_BENCH_JSON` (output path, default `<target>/tmp/azoth-projector-bench.json`),
+//! `AZOTH_BENCH_OPEN_EVENTS` (events for the open-time case, default 1 000 000).
+//! Keys are 16 bytes and values 100 bytes. Data lives under the target directory (a real
+//! disk, so syncs cost what they cost).
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use azoth_core::{DatabaseEvent, EventLog, Operation, OperationId, SyncMode, encode_event};
+use azoth_file::FileLogOptions;
+use azoth_projector::{Config, Database};
+
+const VALUE: [u8; 100] = [0xAB; 100];
+
+fn key(i: u64) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..8].copy_from_slice(b"bench:k:");
+    k[8..].copy_from_slice(&i.to_be_bytes());
+    k
+}
+
+struct Row {
+    case: String,
+    ops_per_sec: f64,
+    unit: &'static str,
+    note: String,
+}
+
+fn secs() -> Duration {
+    Duration::from_secs_f64(
+        std::env::var("AZOTH_BENCH_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(2.0),
+    )
+}
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
+}
+
+/// Runs `f(i)` repeatedly for about `budget`; returns operations per second.
+fn timed(budget: Duration, mut f: impl FnMut(u64)) -> (f64, u64) {
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < budget {
+        for _ in 0..64 {
+            f(n);
+            n += 1;
+        }
+    }
+    (n as f64 / start.elapsed().as_secs_f64(), n)
+}
+
+fn config(dir: &Path, mode: SyncMode) -> Config {
+    Config::new(dir).sync_mode(mode)
+}
+
+fn raw_framed_append(budget: Duration) -> f64 {
+    let dir = tmp();
+    let mut out = BufWriter::with_capacity(1 << 20, File::create(dir.path().join("raw")).unwrap());
+    let (rate, _) = timed(budget, |i| {
+        let k = key(i);
+        let len = (k.len() + VALUE.len()) as u32;
+        out.write_all(&len.to_le_bytes()).unwrap();
+        out.write_all(&crc32_stub(&k).to_le_bytes()).unwrap();
+        out.write_all(&k).unwrap();
+        out.write_all(&VALUE).unwrap();
+    });
+    out.flush().unwrap();
+    rate
+}
+
+/// A cheap stand-in for a frame checksum, so the baseline does some per-frame work.
+fn crc32_stub(b: &[u8]) -> u32 {
+    b.iter().fold(0u32, |a, &x| a.rotate_left(5) ^ u32::from(x))
+}
+
+fn raw_write_fdatasync(budget: Duration) -> f64 {
+    let dir = tmp();
+    let file = File::create(dir.path().join("raw")).unwrap();
+    let mut offset = 0u64;
+    let mut frame = Vec::with_capacity(128);
+    timed(budget, |i| {
+        frame.clear();
+        frame.extend_from_slice(&116u32.to_le_bytes());
+        frame.extend_from_slice(&key(i));
+        frame.extend_from_slice(&VALUE);
+        file.write_all_at(&frame, offset).unwrap();
+        offset += frame.len() as u64;
+        file.sync_data().unwrap();
+    })
+    .0
+}
+
+fn raw_heed_get(n: u64, budget: Duration) -> f64 {
+    use heed::types::Bytes;
+    use heed::{CommitOrAbort, EnvOpenOptions};
+    let dir = tmp();
+    let mut options = EnvOpenOptions::new().read_txn_without_tls();
+    options.map_size(1 << 30).max_dbs(2);
+    // SAFETY: the environment is opened once, by this process only, in a fresh directory.
+    let env = unsafe { options.open(dir.path()) }.unwrap();
+    let wtxn = env.write_txn().unwrap();
+    let created = env
+        .create_databases_and_commit(wtxn, |dbo, wtxn| -> heed::Result<_> {
+            let db = dbo.create_database::<Bytes, Bytes>(wtxn, Some("bench"))?;
+            Ok(CommitOrAbort::<_, ()>::Commit(db))
+        })
+        .unwrap();
+    let CommitOrAbort::Commit(db) = created else {
+        panic!("aborted")
+    };
+    let mut wtxn = env.write_txn().unwrap();
+    for i in 0..n {
+        db.put(&mut wtxn, &key(i), &VALUE).unwrap();
+    }
+    wtxn.commit().unwrap();
+    let mut x = 0u64;
+    timed(budget, |i| {
+        let rtxn = env.read_txn().unwrap();
+        let v = db.get(&rtxn, &key((i * 7919) % n)).unwrap();
+        x += v.map_or(0, |v| v.len() as u64);
+    })
+    .0
+}
+
+fn put_one_thread(mode: SyncMode, budget: Duration) -> f64 {
+    let dir = tmp();
+    let db = Database::open_with(config(dir.path(), mode)).unwrap();
+    let (rate, _) = timed(budget, |i| {
+        db.put(&key(i), &VALUE).unwrap();
+    });
+    db.close().unwrap();
+    rate
+}
+
+fn batch_1000(budget: Duration) -> f64 {
+    let dir = tmp();
+    let db = Database::open_with(config(dir.path(), SyncMode::Never)).unwrap();
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < budget {
+        let ops = (0..1000)
+            .map(|j| Operation::Put {
+                key: key(n + j).to_vec(),
+                value: VALUE.to_vec(),
+            })
+            .collect();
+        db.batch(ops).unwrap();
+        n += 1000;
+    }
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    db.close().unwrap();
+    rate
+}
+
+fn put_many_threads(threads: u64, budget: Duration) -> (f64, f64) {
+    let dir = tmp();
+    let db = Database::open_with(config(dir.path(), SyncMode::Always)).unwrap();
+    let stop = AtomicBool::new(false);
+    let done = AtomicU64::new(0);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let db = db.clone();
+            let (stop, done) = (&stop, &done);
+            s.spawn(move || {
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    db.put(&key((t << 40) | i), &VALUE).unwrap();
+                    i += 1;
+                }
+                done.fetch_add(i, Ordering::Relaxed);
+            });
+        }
+        std::thread::sleep(budget);
+        stop.store(true, Ordering::Relaxed);
+    });
+    let rate = done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64();
+    let group = db.stats().unwrap().mean_group_size;
+    db.close().unwrap();
+    (rate, group)
+}
+
+/// Gets of `n` keys, from the memtable (`flushed = false`) or from the store.
+fn get(n: u64, flushed: bool, budget: Duration) -> f64 {
+    let dir = tmp();
+    let db = Database::open_with(config(dir.path(), SyncMode::Never).flush_interval(None)).unwrap();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+        db.batch(
+            chunk
+                .iter()
+                .map(|&i| Operation::Put {
+                    key: key(i).to_vec(),
+                    value: VALUE.to_vec(),
+                })
+                .collect(),
+        )
+        .unwrap();
+    }
+    if flushed {
+        db.flush().unwrap();
+    }
+    let mut x = 0usize;
+    let (rate, _) = timed(budget, |i| {
+        x += db.get(&key((i * 7919) % n)).unwrap().map_or(0, |v| v.len());
+    });
+    db.close().unwrap();
+    rate
+}
+
+fn scan_prefix_1000(flushed: bool, budget: Duration) -> f64 {
+    let dir = tmp();
+    let db = Database::open_with(config(dir.path(), SyncMode::Never).flush_interval(None)).unwrap();
+    let ops = (0..1000)
+        .map(|i| Operation::Put {
+            key: key(i).to_vec(),
+            value: VALUE.to_vec(),
+        })
+        .collect();
+    db.batch(ops).unwrap();
+    // Other keys around the prefix, so the scan has to find its range.
+    db.put(b"bench:a", b"x").unwrap();
+    db.put(b"bench:z", b"x").unwrap();
+    if flushed {
+        db.flush().unwrap();
+    }
+    let (rate, _) = timed(budget / 4, |_| {
+        assert_eq!(db.scan_prefix(b"bench:k:").unwrap().len(), 1000);
+    });
+    db.close().unwrap();
+    rate * 1000.0
+}
+
+/// Open time with `n` unflushed events: the log is written directly, the view is empty.
+fn open_with_unflushed(n: u64) -> f64 {
+    let dir = tmp();
+    {
+        let log = FileLogOptions::default()
+            .sync_mode(SyncMode::Never)
+            .open(dir.path().join("log"))
+            .unwrap();
+        let mut next = 1;
+        while next <= n {
+            let batch: Vec<Vec<u8>> = (next..(next + 1000).min(n + 1))
+                .map(|i| {
+                    encode_event(&DatabaseEvent::WriteEvent {
+                        operation: Operation::Put {
+                            key: key(i).to_vec(),
+                            value: VALUE.to_vec(),
+                        },
+                        operation_id: OperationId::new(1, i),
+                    })
+                    .unwrap()
+                })
+                .collect();
+            let len = batch.len() as u64;
+            log.append_batch_with_ids(next, &batch).unwrap();
+            next += len;
+        }
+        log.sync().unwrap();
+    }
+    let start = Instant::now();
+    // A memtable large enough to hold the tail, as a default-sized one holds 64 MiB.
+    let db = Database::open_with(config(dir.path(), SyncMode::Never).flush_interval(None)).unwrap();
+    let elapsed = start.elapsed().as_secs_f64();
+    assert!(db.get(&key(n)).unwrap().is_some());
+    drop(db);
+    elapsed
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; a filter argument, if any, is ignored.
+    let budget = secs();
+    let open_events: u64 = std::env::var("AZOTH_BENCH_OPEN_EVENTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
+    let mut rows = Vec::new();
+    let mut row = |case: &str, v: f64, unit: &'static str, note: String| {
+        eprintln!("{case:<48} {v:>14.0} {unit} {note}");
+        rows.push(Row {
+            case: case.into(),
+            ops_per_sec: v,
+            unit,
+            note,
+        });
+    };
+
+    let raw_append = raw_framed_append(budget);
+    row(
+        "baseline: raw framed BufWriter append",
+        raw_append,
+        "ops/s",
+        String::new(),
+    );
+    let v = put_one_thread(SyncMode::Never, budget);
+    row(
+        "put, SyncMode::Never, 1 thread",
+        v,
+        "ops/s",
+        format!("{:.0}% of raw append", 100.0 * v / raw_append),
+    );
+    let v = batch_1000(budget);
+    row(
+        "batch of 1000 puts, SyncMode::Never",
+        v,
+        "events/s",
+        String::new(),
+    );
+
+    let raw_sync = raw_write_fdatasync(budget);
+    row(
+        "baseline: raw write + fdatasync",
+        raw_sync,
+        "ops/s",
+        String::new(),
+    );
+    let v = put_one_thread(SyncMode::Always, budget);
+    row(
+        "put, SyncMode::Always, 1 thread",
+        v,
+        "ops/s",
+        format!("{:.0}% of raw fdatasync", 100.0 * v / raw_sync),
+    );
+    let (v, group) = put_many_threads(64, budget);
+    row(
+        "put, SyncMode::Always, 64 threads",
+        v,
+        "ops/s",
+        format!("mean group size {group:.1}"),
+    );
+
+    let n = 100_000;
+    let v = get(n, false, budget);
+    row(
+        "get, memtable-resident (100k keys)",
+        v,
+        "ops/s",
+        String::new(),
+    );
+    let raw_get = raw_heed_get(n, budget);
+    row(
+        "baseline: raw heed get (read txn per get)",
+        raw_get,
+        "ops/s",
+        String::new(),
+    );
+    let v = get(n, true, budget);
+    row(
+        "get, flushed to LMDB (100k keys)",
+        v,
+        "ops/s",
+        format!("{:.0}% of raw heed", 100.0 * v / raw_get),
+    );
+    let v = scan_prefix_1000(false, budget);
+    row(
+        "scan_prefix of 1000 entries, memtable",
+        v,
+        "entries/s",
+        String::new(),
+    );
+    let v = scan_prefix_1000(true, budget);
+    row(
+        "scan_prefix of 1000 entries, flushed",
+        v,
+        "entries/s",
+        String::new(),
+    );
+    let secs = open_with_unflushed(open_events);
+    row(
+        &format!("open with {open_events} unflushed events"),
+        secs * 1000.0,
+        "ms",
+        String::new(),
+    );
+
+    println!("| case | result | unit | note |");
+    println!("| --- | ---: | --- | --- |");
+    for r in &rows {
+        println!(
+            "| {} | {:.0} | {} | {} |",
+            r.case, r.ops_per_sec, r.unit, r.note
+        );
+    }
+    let json_path = std::env::var("AZOTH_BENCH_JSON")
+        .unwrap_or_else(|_| format!("{}/azoth-projector-bench.json", env!("CARGO_TARGET_TMPDIR")));
+    let mut json = String::from("[\n");
+    for (i, r) in rows.iter().enumerate() {
+        json.push_str(&format!(
+            "  {{\"case\": {:?}, \"value\": {:.1}, \"unit\": {:?}, \"note\": {:?}}}{}\n",
+            r.case,
+            r.ops_per_sec,
+            r.unit,
+            r.note,
+            if i + 1 < rows.len() { "," } else { "" }
+        ));
+    }
+    json.push_str("]\n");
+    std::fs::write(&json_path, json).unwrap();
+    println!("\nwrote {json_path}");
+}
