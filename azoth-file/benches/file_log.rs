@@ -1,7 +1,8 @@
 //! Benchmarks of the file log, each beside a baseline measured in the same run.
 //!
 //! `cargo bench -p azoth-file --bench file_log` prints a table; `AZOTH_BENCH_EVENTS` sets the
-//! size of the large log (default 1 000 000 events of 100 bytes). Run without `--bench` (as
+//! size of the large log (default 1 000 000 events of 100 bytes) and `AZOTH_BENCH_SEGMENT` the
+//! segment size of the append case (default 64 MiB). Run without `--bench` (as
 //! `cargo test --all-targets` does) it only smoke-runs every case on a tiny log.
 
 use std::fs::File;
@@ -50,6 +51,12 @@ fn raw_framed_append(dir: &Path, total: usize) -> f64 {
 fn log_append(dir: &Path, total: usize) -> (f64, FileEventLog) {
     let log = FileLogOptions::default()
         .sync_mode(SyncMode::Never)
+        .segment_size(
+            std::env::var("AZOTH_BENCH_SEGMENT")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(64 << 20),
+        )
         .open(dir)
         .unwrap();
     // Prepared outside the timing, like the baseline's records.

@@ -242,10 +242,15 @@ impl FileEventLog {
         self.shared.check_poisoned()?;
         let fs = self.shared.options.fs.as_ref();
         let dir = &self.shared.dir;
-        if let Err(e) = w.file.sync_data() {
-            self.shared
-                .poison(format!("fdatasync at rotation failed: {e}"));
-            return Err(e.into());
+        // With SyncMode::Never nothing on the append path syncs, sealing included: an fsync
+        // of even a small file can force the file system to write back the whole segment.
+        let durable = self.shared.options.sync_mode != SyncMode::Never;
+        if durable {
+            if let Err(e) = w.file.sync_data() {
+                self.shared
+                    .poison(format!("fdatasync at rotation failed: {e}"));
+                return Err(e.into());
+            }
         }
         let idx = SegmentIndex {
             first_event_id: w.seg.first_id,
@@ -255,9 +260,9 @@ impl FileEventLog {
             entries: w.seg.index_entries(),
         };
         let idx_path = file_name::unit_path(dir, w.seg.first_id, INDEX_EXT);
-        write_atomically(fs, dir, &idx_path, &idx.encode())?;
+        write_atomically(fs, dir, &idx_path, &idx.encode(), durable)?;
         let new_path = file_name::unit_path(dir, w.next_id, SEGMENT_EXT);
-        let file = create_segment(fs, dir, &new_path, w.next_id, &w.last_hash)?;
+        let file = create_segment(fs, dir, &new_path, w.next_id, &w.last_hash, durable)?;
         let header = crate::format::SegmentHeader {
             first_event_id: w.next_id,
             prev_hash: w.last_hash,
@@ -300,12 +305,14 @@ impl FileEventLog {
     }
 }
 
-/// Writes `bytes` to `path` atomically: a temp file, fsync, rename, fsync of the directory.
+/// Writes `bytes` to `path` atomically: a temp file, fsync, rename, fsync of the directory
+/// (the syncs only if `durable`).
 pub(crate) fn write_atomically(
     fs: &dyn crate::fs::FileSystem,
     dir: &Path,
     path: &Path,
     bytes: &[u8],
+    durable: bool,
 ) -> Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".");
@@ -316,9 +323,13 @@ pub(crate) fn write_atomically(
     }
     let f = fs.open_writable(&tmp, true)?;
     f.write_all_at(bytes, 0)?;
-    f.sync_data()?;
+    if durable {
+        f.sync_data()?;
+    }
     fs.rename(&tmp, path)?;
-    fs.sync_dir(dir)?;
+    if durable {
+        fs.sync_dir(dir)?;
+    }
     Ok(())
 }
 

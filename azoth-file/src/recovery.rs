@@ -113,7 +113,7 @@ pub fn recover(dir: &Path, options: &FileLogOptions, read_only: bool) -> Result<
             )));
         }
         let path = file_name::unit_path(dir, 1, SEGMENT_EXT);
-        create_segment(fs, dir, &path, 1, &GENESIS_HASH)?;
+        create_segment(fs, dir, &path, 1, &GENESIS_HASH, true)?;
         segments.insert(1, path);
     }
 
@@ -242,7 +242,7 @@ fn open_active(
         Err(_) if len <= SEGMENT_HEADER_LEN as u64 && !read_only => {
             tracing::warn!(segment = %path.display(), "rewriting an incomplete segment header");
             fs.remove_file(path)?;
-            create_segment(fs, dir, path, first_id, &prev_last_hash)?;
+            create_segment(fs, dir, path, first_id, &prev_last_hash, true)?;
             SegmentHeader {
                 first_event_id: first_id,
                 prev_hash: prev_last_hash,
@@ -330,7 +330,7 @@ fn torn_block_count(path: &Path, offset: u64) -> Option<u32> {
     Some(read_u32(&b, FRAME_COUNT))
 }
 
-/// Creates a segment file holding only its header, durably (file and directory).
+/// Creates a segment file holding only its header, durably (file and directory) if `durable`.
 ///
 /// # Errors
 /// I/O errors.
@@ -340,16 +340,20 @@ pub fn create_segment(
     path: &Path,
     first_id: EventId,
     prev_hash: &ChainHash,
+    durable: bool,
 ) -> Result<Arc<dyn crate::fs::WritableFile>> {
     let header = SegmentHeader {
         first_event_id: first_id,
         prev_hash: *prev_hash,
     };
     let f = fs.open_writable(path, true)?;
-    let written = f
-        .write_all_at(&header.encode(), 0)
-        .and_then(|()| f.sync_data())
-        .and_then(|()| fs.sync_dir(dir));
+    let written = f.write_all_at(&header.encode(), 0).and_then(|()| {
+        if durable {
+            f.sync_data()?;
+            fs.sync_dir(dir)?;
+        }
+        Ok(())
+    });
     if let Err(e) = written {
         // Leave no half-made segment behind; if this fails too, open rewrites the header.
         let _ = fs.remove_file(path);
