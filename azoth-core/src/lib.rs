@@ -12,6 +12,7 @@
 //! | [`codec`] | `DatabaseEvent` ⇄ bytes, versioned |
 //! | [`chain`] | the hash chain linking every block to the one before it |
 //! | [`verify`] | [`VerifyReport`]: what an integrity check found |
+//! | [`archive`] | the portable archive format: [`ArchiveWriter`], [`ArchiveReader`] |
 //! | [`memory_log`] | [`MemoryEventLog`]: the reference `EventLog`, in memory |
 //! | [`memory_store`] | [`MemoryStore`]: the reference `CanonicalStore`, in memory |
 //! | `testing` | the backend conformance suites (feature `testing`) |
@@ -31,6 +32,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod archive;
 pub mod chain;
 pub mod codec;
 pub mod error;
@@ -45,6 +47,7 @@ pub mod testing;
 pub mod types;
 pub mod verify;
 
+pub use archive::{ArchiveReader, ArchiveSummary, ArchiveVerify, ArchiveWriter};
 pub use chain::{BlockHasher, ChainHash, GENESIS_HASH, block_hash};
 pub use codec::{EVENT_FORMAT_VERSION, decode_event, encode_event, encode_event_into};
 pub use error::{AzothError, DatabaseResult, Location, Result};
