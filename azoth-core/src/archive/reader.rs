@@ -247,7 +247,9 @@ impl ArchiveReader {
                     return Ok(report);
                 }
                 hash = computed;
-                next += block.events.len() as u64;
+                // `read_frame` checked that the frame's blocks are dense and end where its
+                // index entry says, and `open` that those ends do not overflow.
+                next = next.saturating_add(block.events.len() as u64);
                 frame_events += block.events.len() as u64;
                 report.blocks_verified += 1;
                 report.events_verified += block.events.len() as u64;
@@ -332,7 +334,9 @@ impl ArchiveReader {
             if block.first_event_id != next {
                 return Err(self.frame_corruption(frame, "blocks of the frame are not dense"));
             }
-            next += block.events.len() as u64;
+            next = next
+                .checked_add(block.events.len() as u64)
+                .ok_or_else(|| self.frame_corruption(frame, "event ids overflow"))?;
         }
         if next != entry.end_id() {
             return Err(self.frame_corruption(

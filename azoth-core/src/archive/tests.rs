@@ -229,3 +229,45 @@ fn a_frame_damaged_in_the_middle_names_its_offset_and_event() {
         "iteration ends with the corruption"
     );
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config {
+        cases: 48,
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    })]
+
+    /// Overwriting any range of a multi-block archive with other bytes is detected, and never
+    /// makes a reader panic.
+    #[test]
+    fn overwritten_ranges_are_detected(
+        at in 0usize..2000,
+        junk in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..64),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.azarc");
+        write(&path, 1, &[(3, 100), (0, 0), (5, 60), (1, 700)]);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let at = at % bytes.len();
+        let end = (at + junk.len()).min(bytes.len());
+        let before = bytes.clone();
+        bytes[at..end].copy_from_slice(&junk[..end - at]);
+        proptest::prop_assume!(bytes != before);
+        std::fs::write(&path, &bytes).unwrap();
+        proptest::prop_assert!(damage_detected(&path));
+    }
+
+    /// Arbitrary bytes, with or without a valid magic number, are refused without a panic.
+    #[test]
+    fn garbage_is_refused(
+        magic in proptest::prelude::any::<bool>(),
+        body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.azarc");
+        let mut bytes = if magic { b"AZOTHARC".to_vec() } else { Vec::new() };
+        bytes.extend_from_slice(&body);
+        std::fs::write(&path, &bytes).unwrap();
+        proptest::prop_assert!(damage_detected(&path));
+    }
+}
