@@ -22,12 +22,15 @@
 //! suite's own tests run them against deliberately broken logs and check that they fail).
 //! `volatile` marks a backend that keeps nothing across reopening; the tests that reopen are
 //! skipped for it. The model tests run `AZOTH_MODEL_CASES` cases (default 32).
+//!
+//! [`crash`] has helpers for process-kill and bit-flip tests.
 #![allow(
     clippy::expect_used,
     clippy::unwrap_used,
     reason = "test bodies fail by panicking"
 )]
 
+pub mod crash;
 pub mod event_log;
 mod harness;
 mod macros;
