@@ -219,6 +219,15 @@ impl LmdbEventLog {
         self.shared.env.dir()
     }
 
+    /// The name `rotate` gives the logical segment starting at `first`:
+    /// `<dir>/env/segments/<first id, 20 digits>`. Segments live inside the environment's data
+    /// file, so this path names the unit without existing on disk.
+    pub fn segment_path(&self, first: EventId) -> PathBuf {
+        self.env_path()
+            .join("segments")
+            .join(format!("{first:020}"))
+    }
+
     /// The log's ends: the writer's copy, or for a read-only handle a fresh look at the
     /// environment, which another process may be appending to.
     fn state(&self) -> Result<LogState> {
@@ -511,7 +520,7 @@ impl EventLog for LmdbEventLog {
         let mut state = self.state.lock();
         self.check_writable(&state)?;
         if state.active_start == state.next_id {
-            return Ok(self.env_path().to_path_buf());
+            return Ok(self.segment_path(state.active_start));
         }
         let sealed = SegmentRecord {
             state: SegmentState::Sealed,
@@ -530,9 +539,10 @@ impl EventLog for LmdbEventLog {
             segments.put(txn, &active_key, &active.encode())?;
             Ok::<_, TxnError>(())
         })?;
+        let sealed_path = self.segment_path(state.active_start);
         state.active_start = state.next_id;
         state.active_prev = state.last_hash;
-        Ok(self.env_path().to_path_buf())
+        Ok(sealed_path)
     }
 
     fn oldest_event_id(&self) -> Result<EventId> {

@@ -15,12 +15,13 @@
 //! crash at any moment leaves either the old or the new environment live, whole.
 
 use std::io::Write;
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use azoth_core::{
     AzothError, CanonicalStore, EventId, Location, MAX_KEY_LEN, Result, StoreBatch, StoreIter,
-    StoreStats, VersionedValue,
+    StoreStats, VersionedValue, prefix_successor,
 };
 use heed::types::Bytes;
 use heed::{CommitOrAbort, CompactionOption, Database};
@@ -222,6 +223,9 @@ impl CanonicalStore for LmdbStore {
         for (name, _) in &batch.metadata {
             check_key(name.as_bytes())?;
         }
+        if batch.writes.is_empty() && batch.checkpoint.is_none() && batch.metadata.is_empty() {
+            return Ok(());
+        }
         let _apply = self.apply_lock.lock();
         let live = self.live();
         let (state, metadata, system) = (live.state, live.metadata, live.system);
@@ -295,7 +299,15 @@ impl CanonicalStore for LmdbStore {
         let current = self.current.read();
         let raw = current.env.read(|txn| {
             let mut out = Vec::new();
-            for item in current.metadata.prefix_iter(txn, prefix.as_bytes())? {
+            // LMDB refuses a zero-length key, even as a bound: an empty prefix is no bound.
+            let end = prefix_successor(prefix.as_bytes());
+            let bounds = (
+                Some(prefix.as_bytes())
+                    .filter(|p| !p.is_empty())
+                    .map_or(Bound::Unbounded, Bound::Included),
+                end.as_deref().map_or(Bound::Unbounded, Bound::Excluded),
+            );
+            for item in current.metadata.range(txn, &bounds)? {
                 let (k, v) = item?;
                 out.push((k.to_vec(), v.to_vec()));
             }

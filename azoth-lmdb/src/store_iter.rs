@@ -37,7 +37,11 @@ impl RangeIter {
         start: Option<&[u8]>,
         end: Option<&[u8]>,
     ) -> Self {
-        let empty = matches!((start, end), (Some(s), Some(e)) if s >= e);
+        // LMDB refuses zero-length keys even as bounds: an empty start is no bound, and an
+        // empty end bounds an empty range.
+        let start = start.filter(|s| !s.is_empty());
+        let empty = end.is_some_and(<[u8]>::is_empty)
+            || matches!((start, end), (Some(s), Some(e)) if s >= e);
         Self {
             store,
             txn: (!empty).then_some(txn),
