@@ -19,6 +19,7 @@
 //! | `reader` | the cross-segment streaming iterator |
 //! | `recovery` | opening a directory, repairing a torn tail |
 //! | `verify` | checksums and hash chain of the whole log |
+//! | `archive` | archival of sealed segments (zstd, portable format), [`FileLogStats`] |
 //! | `lock` | the exclusive directory lock |
 //! | `file_name` | the 20-digit file names |
 //! | `fs` | the file-system layer tests swap to inject faults (hidden) |
@@ -47,6 +48,7 @@
 #![warn(missing_docs, clippy::print_stdout)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+mod archive;
 pub mod file_name;
 pub mod format;
 #[doc(hidden)]
@@ -61,5 +63,6 @@ mod segment;
 mod unit;
 mod verify;
 
+pub use archive::FileLogStats;
 pub use log::FileEventLog;
 pub use options::{DEFAULT_COMPRESSION_LEVEL, DEFAULT_SEGMENT_SIZE, FileLogOptions, RecoveryMode};

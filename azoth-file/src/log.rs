@@ -168,6 +168,11 @@ impl FileEventLog {
         &self.shared.dir
     }
 
+    /// Holds the writer (for jobs that must not run beside appends or rotation).
+    pub(crate) fn writer_guard(&self) -> Result<impl Drop + '_> {
+        self.writer()
+    }
+
     fn writer(&self) -> Result<parking_lot::MutexGuard<'_, Writer>> {
         self.writer
             .as_ref()
@@ -300,6 +305,7 @@ impl FileEventLog {
                     }
                 }
             }
+            Unit::Archive(a) => fs.remove_file(&a.path)?,
         }
         Ok(())
     }

@@ -12,13 +12,36 @@ use azoth_core::{AzothError, EventId, Location, Result};
 
 use crate::log::Shared;
 use crate::segment::{BlockReader, Segment};
-use crate::unit::Unit;
+use crate::unit::{ArchiveUnit, Unit};
+
+/// The events of an archive, from the core archive reader.
+type ArchiveEvents = Box<dyn Iterator<Item = Result<(EventId, Vec<u8>)>> + Send>;
 
 /// Where the iterator is reading.
-#[derive(Debug)]
-struct Cursor {
-    seg: Arc<Segment>,
-    reader: BlockReader,
+enum Cursor {
+    Segment {
+        seg: Arc<Segment>,
+        reader: BlockReader,
+    },
+    Archive {
+        unit: Arc<ArchiveUnit>,
+        events: ArchiveEvents,
+    },
+}
+
+impl std::fmt::Debug for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Cursor::Segment { seg, reader } => f
+                .debug_struct("Segment")
+                .field("path", &seg.path)
+                .field("offset", &reader.offset())
+                .finish(),
+            Cursor::Archive { unit, .. } => {
+                f.debug_struct("Archive").field("path", &unit.path).finish()
+            }
+        }
+    }
 }
 
 /// Streams `(id, bytes)` from `start` to `end` (exclusive) across units.
@@ -55,6 +78,16 @@ impl FileLogIter {
 
     /// Opens the unit holding `self.next` (or the first after it); false when none is left.
     fn open_next_unit(&mut self) -> Result<bool> {
+        match self.try_open_next_unit() {
+            // Archived or deleted between the lookup and the open: look again, once.
+            Err(AzothError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.try_open_next_unit()
+            }
+            other => other,
+        }
+    }
+
+    fn try_open_next_unit(&mut self) -> Result<bool> {
         let unit = {
             let units = self.shared.units.read();
             match units.locate(self.next) {
@@ -70,42 +103,82 @@ impl FileLogIter {
             Unit::Segment(seg) => {
                 let file = File::open(&seg.path)?;
                 let reader = BlockReader::new(file, seg.seek(self.next), seg.end_offset());
-                self.cur = Some(Cursor { seg, reader });
+                self.cur = Some(Cursor::Segment { seg, reader });
+            }
+            Unit::Archive(unit) => {
+                let events = Box::new(unit.reader()?.iter_from(self.next));
+                self.cur = Some(Cursor::Archive { unit, events });
             }
         }
         Ok(true)
     }
 
-    /// Reads the next block of the current segment into `pending`; false at the segment's end.
-    fn read_block(&mut self) -> Result<bool> {
-        let Some(cur) = &mut self.cur else {
+    /// Reads the next event of the current archive into `pending`; false at its end.
+    fn read_archive(&mut self) -> Result<bool> {
+        let Some(Cursor::Archive { unit, events }) = &mut self.cur else {
             return Ok(false);
         };
+        let location = || Location::file(&unit.path).at_event(self.next);
+        match events.next() {
+            Some(Ok((id, bytes))) => {
+                if id != self.next {
+                    return Err(AzothError::corruption(
+                        location(),
+                        format!("expected event {}, the archive gave {id}", self.next),
+                    ));
+                }
+                if id < self.end {
+                    self.pending.push_back((id, bytes));
+                }
+                self.next += 1;
+                Ok(true)
+            }
+            Some(Err(e)) => Err(e),
+            None if self.next < unit.end_id.min(self.end) => Err(AzothError::corruption(
+                location(),
+                format!(
+                    "archive ends before event {} (it should hold events up to {})",
+                    self.next,
+                    unit.end_id - 1
+                ),
+            )),
+            None => Ok(false),
+        }
+    }
+
+    /// Reads the next block of the current unit into `pending`; false at the unit's end.
+    fn read_block(&mut self) -> Result<bool> {
+        let cur = match &mut self.cur {
+            None => return Ok(false),
+            Some(Cursor::Archive { .. }) => return self.read_archive(),
+            Some(Cursor::Segment { seg, reader }) => (seg, reader),
+        };
+        let (seg, reader) = cur;
         loop {
-            let frame = match cur.reader.next_frame() {
+            let frame = match reader.next_frame() {
                 Ok(Some((offset, frame))) => (offset, frame),
                 Ok(None) => {
                     // The writer may have published more since this cursor started.
-                    let published = cur.seg.end_offset();
-                    if !cur.seg.is_sealed() && published > cur.reader.limit() {
-                        cur.reader.set_limit(published);
+                    let published = seg.end_offset();
+                    if !seg.is_sealed() && published > reader.limit() {
+                        reader.set_limit(published);
                         continue;
                     }
-                    if cur.seg.is_sealed() && self.next < cur.seg.end_id().min(self.end) {
+                    if seg.is_sealed() && self.next < seg.end_id().min(self.end) {
                         return Err(AzothError::corruption(
-                            Location::file(&cur.seg.path)
-                                .at_offset(cur.reader.offset())
+                            Location::file(&seg.path)
+                                .at_offset(reader.offset())
                                 .at_event(self.next),
                             format!(
                                 "segment ends before event {} (it should hold events up to {})",
                                 self.next,
-                                cur.seg.end_id() - 1
+                                seg.end_id() - 1
                             ),
                         ));
                     }
                     return Ok(false);
                 }
-                Err(e) => return Err(e.into_azoth(&cur.seg.path, self.next)),
+                Err(e) => return Err(e.into_azoth(&seg.path, self.next)),
             };
             let (offset, frame) = frame;
             if frame.end_event_id() <= self.next {
@@ -113,7 +186,7 @@ impl FileLogIter {
             }
             if frame.first_event_id > self.next {
                 return Err(AzothError::corruption(
-                    Location::file(&cur.seg.path)
+                    Location::file(&seg.path)
                         .at_offset(offset)
                         .at_event(self.next),
                     format!(

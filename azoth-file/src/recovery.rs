@@ -10,7 +10,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use azoth_core::{AzothError, ChainHash, EventId, GENESIS_HASH, Location, Result};
+use azoth_core::{ArchiveReader, AzothError, ChainHash, EventId, GENESIS_HASH, Location, Result};
 
 use crate::file_name::{self, FileKind, INDEX_EXT, SEGMENT_EXT};
 use crate::format::{
@@ -21,7 +21,7 @@ use crate::fs::FileSystem;
 use crate::index::{self, IndexEntry, SegmentIndex};
 use crate::options::{FileLogOptions, RecoveryMode};
 use crate::segment::{BlockReader, ScanError, Segment, read_header, read_up_to};
-use crate::unit::{Unit, Units};
+use crate::unit::{ArchiveUnit, Unit, Units};
 
 /// What opening found: the units, and where the writer continues.
 #[derive(Debug)]
@@ -32,6 +32,12 @@ pub struct Recovered {
     pub offset: u64,
     /// The chain hash of the last block (or the active segment's header hash).
     pub last_hash: ChainHash,
+}
+
+/// A unit file found in the directory.
+enum Found {
+    Segment(PathBuf),
+    Archive(PathBuf),
 }
 
 /// What one scan of a segment found.
@@ -89,58 +95,119 @@ fn scan(file: File, header: &SegmentHeader, len: u64) -> Scan {
 /// [`RecoveryMode::Refuse`].
 pub fn recover(dir: &Path, options: &FileLogOptions, read_only: bool) -> Result<Recovered> {
     let fs = options.fs.as_ref();
-    let mut segments: BTreeMap<EventId, PathBuf> = BTreeMap::new();
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        match file_name::parse(name) {
-            Some((FileKind::Segment, id)) => {
-                segments.insert(id, entry.path());
-            }
-            Some((FileKind::Temp, _)) if !read_only => {
-                // An interrupted index or archive write: the original is still in place.
-                fs.remove_file(&entry.path())?;
-            }
-            _ => {}
+    let mut found: BTreeMap<EventId, Found> = BTreeMap::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    if let Some(a) = &options.archive_dir {
+        if a != dir && a.exists() {
+            dirs.push(a.clone());
         }
     }
-    if segments.is_empty() {
+    let mut superseded = Vec::new();
+    for d in &dirs {
+        for entry in std::fs::read_dir(d)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            match file_name::parse(name) {
+                Some((FileKind::Segment, id)) if d == dir => match found.get(&id) {
+                    // Archived, but the crash came before the segment was removed.
+                    Some(Found::Archive(_)) => superseded.push(entry.path()),
+                    _ => {
+                        found.insert(id, Found::Segment(entry.path()));
+                    }
+                },
+                Some((FileKind::Archive, id)) => {
+                    if let Some(Found::Segment(p)) = found.insert(id, Found::Archive(entry.path()))
+                    {
+                        superseded.push(p);
+                    }
+                }
+                Some((FileKind::Temp, _)) if !read_only => {
+                    // An interrupted index or archive write: the original is still in place.
+                    fs.remove_file(&entry.path())?;
+                }
+                _ => {}
+            }
+        }
+    }
+    if !read_only {
+        for p in superseded {
+            tracing::info!(segment = %p.display(), "removing a segment already archived");
+            fs.remove_file(&p)?;
+            let idx = p.with_extension(INDEX_EXT);
+            if idx.exists() {
+                fs.remove_file(&idx)?;
+            }
+        }
+    }
+    // The active segment is the last unit; make one when there is none.
+    let (next_first, prev) = match found.iter().next_back() {
+        None => (1, GENESIS_HASH),
+        Some((_, Found::Archive(p))) => {
+            let summary = ArchiveReader::open(p)?.summary();
+            (summary.last_event_id + 1, summary.last_hash)
+        }
+        Some((_, Found::Segment(_))) => (0, GENESIS_HASH),
+    };
+    if next_first > 0 {
         if read_only {
             return Err(AzothError::NotFound(format!(
-                "no event log in {}",
+                "no active segment in {}",
                 dir.display()
             )));
         }
-        let path = file_name::unit_path(dir, 1, SEGMENT_EXT);
-        create_segment(fs, dir, &path, 1, &GENESIS_HASH, true)?;
-        segments.insert(1, path);
+        let path = file_name::unit_path(dir, next_first, SEGMENT_EXT);
+        create_segment(fs, dir, &path, next_first, &prev, true)?;
+        found.insert(next_first, Found::Segment(path));
     }
 
-    let ids: Vec<EventId> = segments.keys().copied().collect();
+    let ids: Vec<EventId> = found.keys().copied().collect();
     let mut units = Units::default();
     let mut prev_last_hash = GENESIS_HASH;
-    for (i, (&first_id, path)) in segments.iter().enumerate() {
-        if let Some(&next_first) = ids.get(i + 1) {
-            let seg = open_sealed(
-                path,
-                first_id,
-                next_first,
-                &mut prev_last_hash,
-                dir,
-                read_only,
-            )?;
-            units.list.push(Unit::Segment(Arc::new(seg)));
-        } else {
-            return open_active(
-                dir,
-                options,
-                read_only,
-                path,
-                first_id,
-                prev_last_hash,
-                units,
-            );
+    for (i, (&first_id, f)) in found.iter().enumerate() {
+        match (f, ids.get(i + 1)) {
+            (Found::Archive(path), Some(&next_first)) => {
+                let reader = match ArchiveReader::open(path) {
+                    Ok(r) => {
+                        prev_last_hash = r.summary().last_hash;
+                        Some(Arc::new(r))
+                    }
+                    Err(e) => {
+                        tracing::warn!(archive = %path.display(), error = %e, "archive unreadable; reads of it will fail");
+                        None
+                    }
+                };
+                units.list.push(Unit::Archive(Arc::new(ArchiveUnit {
+                    first_id,
+                    end_id: next_first,
+                    path: path.clone(),
+                    bytes: std::fs::metadata(path)?.len(),
+                    reader,
+                })));
+            }
+            (Found::Segment(path), Some(&next_first)) => {
+                let seg = open_sealed(
+                    path,
+                    first_id,
+                    next_first,
+                    &mut prev_last_hash,
+                    dir,
+                    read_only,
+                )?;
+                units.list.push(Unit::Segment(Arc::new(seg)));
+            }
+            (Found::Segment(path), None) => {
+                return open_active(
+                    dir,
+                    options,
+                    read_only,
+                    path,
+                    first_id,
+                    prev_last_hash,
+                    units,
+                );
+            }
+            (Found::Archive(_), None) => break,
         }
     }
     // The loop returns at the last segment, and there is at least one.

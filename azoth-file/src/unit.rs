@@ -1,16 +1,48 @@
 //! The units of the log in order: sealed segments, archives, and the active segment last.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use azoth_core::EventId;
+use azoth_core::{ArchiveReader, EventId, Result};
 
 use crate::segment::Segment;
+
+/// A sealed segment replaced by an archive in the portable format of `azoth-core`.
+#[derive(Debug)]
+pub struct ArchiveUnit {
+    /// The id of the archive's first event (also its file name).
+    pub first_id: EventId,
+    /// The id after its last event.
+    pub end_id: EventId,
+    /// The archive file.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// The open reader; `None` when opening failed (the archive is damaged), in which case
+    /// every read opens it again to report the damage.
+    pub reader: Option<Arc<ArchiveReader>>,
+}
+
+impl ArchiveUnit {
+    /// The reader, or the error that opening the archive gives.
+    ///
+    /// # Errors
+    /// `Corruption` or I/O errors from opening the archive.
+    pub fn reader(&self) -> Result<Arc<ArchiveReader>> {
+        match &self.reader {
+            Some(r) => Ok(Arc::clone(r)),
+            None => ArchiveReader::open(&self.path).map(Arc::new),
+        }
+    }
+}
 
 /// One unit of the log.
 #[derive(Debug, Clone)]
 pub enum Unit {
     /// A segment file (sealed, or the active one).
     Segment(Arc<Segment>),
+    /// An archived segment.
+    Archive(Arc<ArchiveUnit>),
 }
 
 impl Unit {
@@ -18,6 +50,7 @@ impl Unit {
     pub fn first_id(&self) -> EventId {
         match self {
             Unit::Segment(s) => s.first_id,
+            Unit::Archive(a) => a.first_id,
         }
     }
 
@@ -25,6 +58,7 @@ impl Unit {
     pub fn end_id(&self) -> EventId {
         match self {
             Unit::Segment(s) => s.end_id(),
+            Unit::Archive(a) => a.end_id,
         }
     }
 
@@ -32,6 +66,7 @@ impl Unit {
     pub fn bytes(&self) -> u64 {
         match self {
             Unit::Segment(s) => s.end_offset(),
+            Unit::Archive(a) => a.bytes,
         }
     }
 }

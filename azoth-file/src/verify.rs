@@ -15,7 +15,7 @@ use azoth_core::{
 use crate::format::{DecodeError, chain_hash};
 use crate::log::FileEventLog;
 use crate::segment::{BlockReader, ScanError, Segment, read_header};
-use crate::unit::Unit;
+use crate::unit::{ArchiveUnit, Unit};
 
 /// The outcome of checking one unit: `Err` ends verification with that failure.
 type Check = std::result::Result<(), VerifyFailure>;
@@ -57,6 +57,7 @@ impl FileEventLog {
         for unit in &units {
             let outcome = match unit {
                 Unit::Segment(seg) => verify_segment(seg, &mut expected, &mut report)?,
+                Unit::Archive(a) => verify_archive(a, &mut expected, &mut report)?,
             };
             report.segments_verified += 1;
             p.segments_done += 1;
@@ -69,6 +70,61 @@ impl FileEventLog {
         }
         Ok(report)
     }
+}
+
+fn verify_archive(
+    unit: &ArchiveUnit,
+    expected: &mut Option<(ChainHash, EventId)>,
+    report: &mut VerifyReport,
+) -> Result<Check> {
+    let at = Location::file(&unit.path).at_event(unit.first_id);
+    if let Some((_, prev_end)) = *expected {
+        if unit.first_id != prev_end {
+            return Ok(Err(failure(
+                at.at_offset(0),
+                format!(
+                    "events {prev_end}..{} are missing (a segment is gone)",
+                    unit.first_id
+                ),
+            )));
+        }
+    }
+    let reader = match unit.reader() {
+        Ok(r) => r,
+        Err(AzothError::Corruption { location, detail }) => {
+            return Ok(Err(failure(location, detail)));
+        }
+        Err(e) => return Err(e),
+    };
+    let summary = reader.summary();
+    if summary.first_event_id != unit.first_id {
+        return Ok(Err(failure(
+            at.at_offset(0),
+            format!(
+                "archive starts at event {}, its file name says {}",
+                summary.first_event_id, unit.first_id
+            ),
+        )));
+    }
+    let av = reader.verify(expected.map(|(hash, _)| hash))?;
+    report.blocks_verified += av.blocks_verified;
+    report.events_verified += av.events_verified;
+    if let Some(f) = av.first_failure {
+        return Ok(Err(f));
+    }
+    let next = summary.last_event_id + 1;
+    if next != unit.end_id {
+        return Ok(Err(failure(
+            at,
+            format!(
+                "archive ends at event {}, expected it to hold events up to {}",
+                summary.last_event_id,
+                unit.end_id - 1
+            ),
+        )));
+    }
+    *expected = Some((av.last_hash, next));
+    Ok(Ok(()))
 }
 
 fn verify_segment(

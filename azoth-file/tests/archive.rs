@@ -1,0 +1,126 @@
+//! Archival: sealed segments become zstd archives that stay readable, in the chain and in
+//! `verify()`; retention deletes them; a crash mid-archival leaves a log that opens whole.
+
+mod common;
+
+use azoth_core::{EventLog, SyncMode};
+use azoth_file::{FileEventLog, FileLogOptions};
+use common::*;
+
+#[test]
+fn archived_segments_stay_readable_verifiable_and_reopenable() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_small(dir.path(), 4096);
+    fill(&log, 1, 1500, 7);
+    let sealed_before = segments(dir.path()).len() - 1;
+    let archived = log.archive(700).unwrap();
+    assert!(!archived.is_empty());
+    let azarc = files_with_ext(dir.path(), "azarc");
+    assert_eq!(azarc, archived);
+    assert_eq!(
+        segments(dir.path()).len() + archived.len() - 1,
+        sealed_before,
+        "each archived segment is removed"
+    );
+    assert_holds(&log, 1, 1500);
+    for id in [1, 350, 699, 700, 701, 1499] {
+        assert_eq!(log.get(id).unwrap(), Some(event(id)), "event {id}");
+    }
+    let report = log.verify().unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(report.events_verified, 1499);
+    let stats = log.file_stats().unwrap();
+    assert_eq!(stats.archived_count, archived.len());
+    assert!(stats.archived_bytes > 0);
+    assert_eq!(stats.log.event_count, 1499);
+    // Archiving again finds nothing new below the same bound.
+    assert!(log.archive(700).unwrap().is_empty());
+    fill(&log, 1500, 1600, 10);
+    drop(log);
+
+    let log = open_small(dir.path(), 4096);
+    assert_holds(&log, 1, 1600);
+    assert!(log.verify().unwrap().is_ok());
+    // Retention frees archives too.
+    let last_archived_end = log.iter_range(1, None).unwrap().count();
+    assert!(last_archived_end > 0);
+    let deleted = log.delete_range(0, 300).unwrap();
+    assert!(deleted > 0);
+    assert_eq!(log.oldest_event_id().unwrap(), deleted as u64 + 1);
+    assert!(log.verify().unwrap().is_ok());
+    let ro = FileEventLog::open_read_only(dir.path()).unwrap();
+    assert_holds(&ro, deleted as u64 + 1, 1600);
+}
+
+#[test]
+fn a_separate_archive_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let arch = tempfile::tempdir().unwrap();
+    let open = || {
+        FileLogOptions::default()
+            .sync_mode(SyncMode::Never)
+            .segment_size(4096)
+            .archive_dir(arch.path())
+            .compression_level(1)
+            .open(dir.path())
+            .unwrap()
+    };
+    let log = open();
+    fill(&log, 1, 800, 5);
+    let archived = log.archive(u64::MAX).unwrap();
+    assert!(archived.iter().all(|p| p.starts_with(arch.path())));
+    assert!(files_with_ext(dir.path(), "azarc").is_empty());
+    drop(log);
+    let log = open();
+    assert_holds(&log, 1, 800);
+    assert!(log.verify().unwrap().is_ok());
+}
+
+#[test]
+fn a_crash_between_archive_and_segment_removal_is_finished_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_small(dir.path(), 4096);
+    fill(&log, 1, 600, 5);
+    let segs = segments(dir.path());
+    let first = segs[0].clone();
+    let second_first: u64 = segs[1]
+        .file_stem()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let saved = std::fs::read(&first).unwrap();
+    let archived = log.archive(second_first - 1).unwrap();
+    assert_eq!(archived.len(), 1);
+    drop(log);
+    std::fs::write(&first, saved).unwrap();
+    let log = open_small(dir.path(), 4096);
+    assert!(!first.exists(), "the archived segment is removed at open");
+    assert_holds(&log, 1, 600);
+    assert!(log.verify().unwrap().is_ok());
+}
+
+#[test]
+fn damage_in_an_archive_is_found_by_verify_and_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_small(dir.path(), 4096);
+    fill(&log, 1, 600, 5);
+    let archived = log.archive(400).unwrap();
+    drop(log);
+    let target = &archived[1];
+    let pristine = std::fs::read(target).unwrap();
+    for at in [100usize, pristine.len() / 2, pristine.len() - 50] {
+        let mut b = pristine.clone();
+        b[at] ^= 0x10;
+        std::fs::write(target, &b).unwrap();
+        let log = open_small(dir.path(), 4096);
+        let f = log.verify().unwrap().first_failure.expect("damage found");
+        assert_eq!(f.location.file.as_deref(), Some(target.as_path()), "{f}");
+        assert!(
+            log.iter_range(1, None)
+                .unwrap()
+                .any(|r| r.is_err_and(|e| e.is_corruption()))
+        );
+    }
+}
