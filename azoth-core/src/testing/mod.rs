@@ -19,7 +19,17 @@
 //! ```
 //!
 //! The bodies are public too, so a test can run one against a [`Harness`] of its own (the
-//! suite's own tests run them against deliberately broken logs and check that they fail).
+//! suite's own tests run them against deliberately broken logs and check that they fail):
+//!
+//! ```
+//! use azoth_core::testing::{Harness, event_log};
+//! use azoth_core::{AzothError, MemoryEventLog};
+//!
+//! let harness = Harness::new(|_dir: &std::path::Path| Ok::<_, AzothError>(MemoryEventLog::new()), true);
+//! event_log::ids_dense_from_one(&harness);
+//! event_log::delete_range_semantics(&harness);
+//! ```
+//!
 //! `volatile` marks a backend that keeps nothing across reopening; the tests that reopen are
 //! skipped for it. The model tests run `AZOTH_MODEL_CASES` cases (default 32).
 //!
