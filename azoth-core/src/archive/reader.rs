@@ -6,8 +6,6 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use parking_lot::Mutex;
-
 use super::format::{
     Block, HEADER_LEN, Header, HeaderError, INDEX_ENTRY_LEN, IndexEntry, TRAILER_LEN, Trailer,
     VERSION, decode_blocks,
@@ -28,7 +26,7 @@ use crate::verify::VerifyFailure;
 #[derive(Debug)]
 pub struct ArchiveReader {
     path: PathBuf,
-    file: Mutex<File>,
+    file: ReadFile,
     header: Header,
     trailer: Trailer,
     pub(super) index: Vec<IndexEntry>,
@@ -119,7 +117,7 @@ impl ArchiveReader {
         check_index(path, &header, &trailer, &index)?;
         Ok(Self {
             path: path.to_path_buf(),
-            file: Mutex::new(file),
+            file: ReadFile::from(file),
             header,
             trailer,
             index,
@@ -307,17 +305,13 @@ impl ArchiveReader {
             return Ok(Vec::new());
         };
         let mut compressed = vec![0u8; entry.len as usize];
-        {
-            let mut file = self.file.lock();
-            file.seek(SeekFrom::Start(entry.offset))?;
-            file.read_exact(&mut compressed).map_err(|e| {
-                if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                    self.frame_corruption(frame, "frame truncated")
-                } else {
-                    e.into()
-                }
-            })?;
-        }
+        read_at(&self.file, entry.offset, &mut compressed).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                self.frame_corruption(frame, "frame truncated")
+            } else {
+                e.into()
+            }
+        })?;
         if crc32c::crc32c(&compressed) != entry.crc {
             return Err(self.frame_corruption(frame, "frame checksum mismatch"));
         }
@@ -346,6 +340,26 @@ impl ArchiveReader {
         }
         Ok(blocks)
     }
+}
+
+/// The archive file, read at offsets: positioned reads where the platform has them, so
+/// readers on many threads do not queue behind one another; elsewhere a seek and a read under
+/// a mutex.
+#[cfg(unix)]
+type ReadFile = File;
+#[cfg(not(unix))]
+type ReadFile = parking_lot::Mutex<File>;
+
+#[cfg(unix)]
+fn read_at(file: &ReadFile, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+#[cfg(not(unix))]
+fn read_at(file: &ReadFile, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+    let mut file = file.lock();
+    file.seek(SeekFrom::Start(offset))?;
+    file.read_exact(buf)
 }
 
 /// Checks that the frames tile the file from the header to the index and hold dense ids

@@ -271,3 +271,31 @@ proptest::proptest! {
         proptest::prop_assert!(damage_detected(&path));
     }
 }
+
+#[test]
+fn readers_share_one_archive_across_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.azarc");
+    let (all, _) = write(
+        &path,
+        1,
+        &std::iter::repeat_n((5, 20_000), 8).collect::<Vec<_>>(),
+    );
+    let reader = Arc::new(ArchiveReader::open(&path).unwrap());
+    let all = Arc::new(all);
+    let threads: Vec<_> = (0..3)
+        .map(|t| {
+            let reader = Arc::clone(&reader);
+            let all = Arc::clone(&all);
+            std::thread::spawn(move || {
+                for (id, event) in all.iter().skip(t).step_by(3) {
+                    assert_eq!(reader.get(*id).unwrap().as_ref(), Some(event));
+                }
+                assert_eq!(reader.iter_from(0).count(), all.len());
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+}
