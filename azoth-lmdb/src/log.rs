@@ -40,6 +40,7 @@ pub(crate) struct LogShared {
     pub(crate) events: Db,
     pub(crate) blocks: Db,
     pub(crate) segments: Db,
+    pub(crate) archives: crate::log_archive::ArchiveCache,
 }
 
 impl LogShared {
@@ -250,6 +251,35 @@ impl LmdbEventLog {
         Ok(())
     }
 
+    /// Moves every sealed segment whose events all have ids `<= up_to` into the portable
+    /// archive format (one `.azarc` file per segment, in the archive directory) and out of
+    /// LMDB; returns the archives written. Archived events stay readable through `get` and
+    /// `iter_range`, and `verify` checks them.
+    ///
+    /// # Errors
+    /// I/O errors writing an archive (the segment then stays in LMDB); `Corruption` if a
+    /// segment to archive is damaged; `ReadOnly`; `Poisoned`.
+    pub fn archive(&self, up_to: EventId) -> Result<Vec<PathBuf>> {
+        let state = self.state.lock();
+        self.check_writable(&state)?;
+        let shared = &self.shared;
+        let segments = shared.env.read(|txn| Ok(shared.segments(txn)))??;
+        let dir = self.archive_dir();
+        let mut written = Vec::new();
+        for (first, rec) in segments {
+            if rec.state == SegmentState::Sealed && rec.last <= up_to {
+                written.push(crate::log_archive::archive_segment(
+                    shared,
+                    &dir,
+                    self.options.archive_level,
+                    first,
+                    rec,
+                )?);
+            }
+        }
+        Ok(written)
+    }
+
     /// Checks every event's CRC and every block's chain hash, across segments, from the
     /// oldest segment still stored; reports the first failure with the file and event id.
     ///
@@ -299,6 +329,7 @@ fn open_databases(env: LmdbEnv, read_only: bool) -> Result<LogShared> {
             blocks,
             segments,
             env,
+            archives: Default::default(),
         }),
         _ => Err(missing()),
     }
@@ -508,7 +539,7 @@ impl EventLog for LmdbEventLog {
         let archive_dir = self.archive_dir();
         for (first, rec) in &doomed {
             if rec.state == SegmentState::Archived {
-                crate::log_archive::remove_archive(&archive_dir, *first);
+                crate::log_archive::remove_archive(shared, &archive_dir, *first);
             }
         }
         state.oldest = oldest.unwrap_or(state.next_id).min(state.next_id);

@@ -93,8 +93,13 @@ impl LogIter {
                     if rec.state == SegmentState::Archived && rec.last >= self.next =>
                 {
                     let to = (rec.last + 1).min(self.end);
-                    let events =
-                        log_archive::read_archived(&self.archive_dir, first, self.next, to)?;
+                    let events = log_archive::read_archived(
+                        shared,
+                        &self.archive_dir,
+                        first,
+                        self.next,
+                        to,
+                    )?;
                     self.archived = Some(events);
                     return Ok(());
                 }

@@ -57,6 +57,7 @@ pub(crate) fn verify(shared: &LogShared, archive_dir: &Path) -> Result<VerifyRep
         report.segments_verified += 1;
         let outcome = match rec.state {
             SegmentState::Archived => crate::log_archive::verify_archived(
+                shared,
                 archive_dir,
                 first,
                 rec.last,

@@ -185,3 +185,69 @@ fn a_flipped_byte_is_found_and_located_by_verify() {
     assert_eq!(items.len(), 4, "{shown:?}");
     assert!(items[3].as_ref().unwrap_err().is_corruption(), "{shown:?}");
 }
+
+#[test]
+fn archived_segments_stay_readable_and_verified() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = LmdbEventLog::open(dir.path()).unwrap();
+        append_blocks(&log, 3, 40); // 1..=120
+        log.rotate().unwrap();
+        append_blocks(&log, 3, 40); // 121..=240
+        log.rotate().unwrap();
+        append_blocks(&log, 1, 10); // 241..=250, active
+        // An iterator made before archiving keeps reading its snapshot.
+        let before = log.iter_range(100, Some(130)).unwrap();
+        let written = log.archive(200).unwrap();
+        assert_eq!(written.len(), 1);
+        assert!(written[0].starts_with(dir.path().join("archive")));
+        assert!(written[0].exists());
+        assert_eq!(
+            before.map(|r| r.unwrap().0).collect::<Vec<_>>(),
+            (100..130).collect::<Vec<_>>()
+        );
+        assert_eq!(log.archive(1000).unwrap().len(), 1);
+        assert_eq!(log.get(7).unwrap(), Some(ev(7)));
+        assert_eq!(log.get(200).unwrap(), Some(ev(200)));
+        assert_eq!(ids(&log, 1, None), (1..=250).collect::<Vec<_>>());
+        assert_eq!(ids(&log, 110, Some(130)), (110..130).collect::<Vec<_>>());
+        let report = log.verify().unwrap();
+        assert!(report.is_ok(), "{report:?}");
+        assert_eq!((report.segments_verified, report.events_verified), (3, 250));
+    }
+    let log = LmdbEventLog::open(dir.path()).unwrap();
+    assert_eq!(ids(&log, 1, None), (1..=250).collect::<Vec<_>>());
+    assert_eq!(log.stats().unwrap().event_count, 250);
+    // Deleting an archived segment removes its file.
+    assert_eq!(log.delete_range(1, 120).unwrap(), 120);
+    assert!(
+        !dir.path()
+            .join("archive")
+            .join(format!("{:020}.azarc", 1))
+            .exists()
+    );
+    assert_eq!(log.oldest_event_id().unwrap(), 121);
+    assert_eq!(log.get(5).unwrap(), None);
+    assert!(log.verify().unwrap().is_ok());
+}
+
+#[test]
+fn damage_in_an_archive_is_found_by_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = LmdbEventLog::open(dir.path()).unwrap();
+    append_blocks(&log, 4, 25);
+    log.rotate().unwrap();
+    append_blocks(&log, 1, 5);
+    let archive = log.archive(100).unwrap().remove(0);
+    drop(log);
+    let len = std::fs::metadata(&archive).unwrap().len();
+    azoth_core::testing::crash::flip_bit(&archive, len / 2, 3).unwrap();
+    let log = LmdbEventLog::open(dir.path()).unwrap();
+    let report = log.verify().unwrap();
+    let failure = report.first_failure.expect("damage found");
+    assert_eq!(
+        failure.location.file.as_deref(),
+        Some(archive.as_path()),
+        "{failure}"
+    );
+}
