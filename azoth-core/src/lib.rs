@@ -17,6 +17,9 @@
 //! | [`memory_store`] | [`MemoryStore`]: the reference `CanonicalStore`, in memory |
 //! | `testing` | the backend conformance suites (feature `testing`) |
 //!
+//! The byte layouts of the event envelope, the hash chain and the archive are documented in
+//! this crate's `FORMAT.md`.
+//!
 //! ```
 //! use azoth_core::{decode_event, encode_event, DatabaseEvent, Operation, OperationId};
 //!
