@@ -20,6 +20,7 @@
 //! | `recovery` | opening a directory, repairing a torn tail |
 //! | `verify` | checksums and hash chain of the whole log |
 //! | `archive` | archival of sealed segments (zstd, portable format), [`FileLogStats`] |
+//! | `gaps` | the record of id ranges retention removed from the middle |
 //! | `lock` | the exclusive directory lock |
 //! | `file_name` | the 20-digit file names |
 //! | `fs` | the file-system layer tests swap to inject faults (hidden) |
@@ -53,6 +54,7 @@ pub mod file_name;
 pub mod format;
 #[doc(hidden)]
 pub mod fs;
+mod gaps;
 mod index;
 mod lock;
 mod log;

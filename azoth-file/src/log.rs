@@ -28,6 +28,8 @@ pub(crate) struct Shared {
     pub(crate) dir: PathBuf,
     pub(crate) units: RwLock<Units>,
     pub(crate) options: FileLogOptions,
+    /// Id ranges `delete_range` removed from the middle of the log (see `gaps`).
+    pub(crate) gaps: Mutex<Vec<(EventId, EventId)>>,
     /// Why the log refuses writes, once a sync failed.
     poisoned: Mutex<Option<String>>,
     /// The active segment's file, for the interval sync thread.
@@ -147,6 +149,7 @@ impl FileEventLog {
         let shared = Arc::new(Shared {
             dir: dir.to_path_buf(),
             units: RwLock::new(rec.units),
+            gaps: Mutex::new(crate::gaps::load(dir)),
             options,
             poisoned: Mutex::new(None),
             active_file: Mutex::new(writer.as_ref().map(|w| Arc::clone(&w.file))),
@@ -423,9 +426,24 @@ impl EventLog for FileEventLog {
             keep.push(unit);
         }
         units.list = keep;
+        // Ids missing between the units that remain are gaps retention made, not damage.
+        let new_gaps: Vec<(EventId, EventId)> = units
+            .list
+            .windows(2)
+            .filter(|w| w[0].end_id() < w[1].first_id())
+            .map(|w| (w[0].end_id(), w[1].first_id()))
+            .collect();
         drop(units);
         if deleted > 0 {
-            self.shared.options.fs.sync_dir(&self.shared.dir)?;
+            let fs = self.shared.options.fs.as_ref();
+            fs.sync_dir(&self.shared.dir)?;
+            let mut gaps = self.shared.gaps.lock();
+            if new_gaps.iter().any(|g| !gaps.contains(g)) {
+                let mut all = gaps.clone();
+                all.extend(new_gaps.into_iter().filter(|g| !gaps.contains(g)));
+                crate::gaps::save(fs, &self.shared.dir, &all)?;
+                *gaps = all;
+            }
         }
         result?;
         Ok(usize::try_from(deleted).unwrap_or(usize::MAX))

@@ -54,7 +54,16 @@ impl FileEventLog {
         };
         // The chain position: the hash and id the next unit must continue from.
         let mut expected: Option<(ChainHash, EventId)> = None;
+        let gaps = self.shared.gaps.lock().clone();
         for unit in &units {
+            // Past a gap retention made, the chain restarts from the next unit's own header.
+            if let Some((_, prev_end)) = expected {
+                if prev_end < unit.first_id()
+                    && crate::gaps::covers(&gaps, prev_end, unit.first_id())
+                {
+                    expected = None;
+                }
+            }
             let outcome = match unit {
                 Unit::Segment(seg) => verify_segment(seg, &mut expected, &mut report)?,
                 Unit::Archive(a) => verify_archive(a, &mut expected, &mut report)?,

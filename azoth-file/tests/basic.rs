@@ -157,3 +157,39 @@ fn concurrent_readers_see_only_whole_blocks() {
     }
     assert_holds(&log, 1, 20_001);
 }
+
+#[test]
+fn deleting_a_middle_segment_is_not_reported_as_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_small(dir.path(), 1 << 20);
+    for first in [1u64, 11, 21] {
+        fill(&log, first, first + 10, 3);
+        log.rotate().unwrap();
+    }
+    fill(&log, 31, 35, 2);
+    assert_eq!(log.delete_range(11, 20).unwrap(), 10);
+    let ids: Vec<u64> = log
+        .iter_range(0, None)
+        .unwrap()
+        .map(|r| r.unwrap().0)
+        .collect();
+    assert_eq!(ids, (1..11).chain(21..35).collect::<Vec<_>>());
+    assert_eq!(log.get(15).unwrap(), None);
+    assert!(log.verify().unwrap().is_ok());
+    drop(log);
+    let log = open_small(dir.path(), 1 << 20);
+    assert!(log.verify().unwrap().is_ok());
+    assert!(
+        FileEventLog::open_read_only(dir.path())
+            .unwrap()
+            .verify()
+            .unwrap()
+            .is_ok()
+    );
+    // A segment that disappears without `delete_range` is still reported.
+    drop(log);
+    std::fs::remove_file(dir.path().join("00000000000000000021.seg")).unwrap();
+    let log = open_small(dir.path(), 1 << 20);
+    let f = log.verify().unwrap().first_failure.unwrap();
+    assert!(f.detail.contains("missing"), "{f}");
+}
