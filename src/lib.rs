@@ -26,5 +26,5 @@ pub use azoth_file as file;
 pub use azoth_lmdb as lmdb;
 pub use azoth_projector::{
     AsyncDatabase, Config, Database, DatabaseStats, Events, LatencySummary, LogBackend, Projection,
-    ProjectionContext, Range, StoreBackend, decode_payload, encode_payload,
+    ProjectionContext, Range, StoreBackend, Transaction, decode_payload, encode_payload,
 };

@@ -61,6 +61,7 @@ pub struct Config {
     pub(crate) log_backend: LogBackend,
     pub(crate) store_backend: StoreBackend,
     pub(crate) projections: Vec<Arc<dyn Projection>>,
+    pub(crate) transaction_attempts: u32,
 }
 
 /// The default segment size of the file log: 64 MiB.
@@ -73,6 +74,8 @@ pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(5);
 pub const DEFAULT_GROUP_COMMIT_CAP: usize = 1024;
 /// The default most write requests waiting for a group: 8192.
 pub const DEFAULT_WRITE_QUEUE_CAPACITY: usize = 8192;
+/// The default attempts of [`Database::transact`](crate::Database::transact): 16.
+pub const DEFAULT_TRANSACTION_ATTEMPTS: u32 = 16;
 
 impl Config {
     /// The defaults, with the data directory `dir` (created if missing).
@@ -90,6 +93,7 @@ impl Config {
             log_backend: LogBackend::File,
             store_backend: StoreBackend::Lmdb,
             projections: Vec::new(),
+            transaction_attempts: DEFAULT_TRANSACTION_ATTEMPTS,
         }
     }
 
@@ -164,6 +168,13 @@ impl Config {
         self
     }
 
+    /// How many times [`Database::transact`](crate::Database::transact) runs its closure
+    /// before it gives up with `Conflict` (at least 1). Default: 16.
+    pub fn transaction_attempts(mut self, attempts: u32) -> Self {
+        self.transaction_attempts = attempts.max(1);
+        self
+    }
+
     /// Registers a projection that turns the application's events into view writes. Every
     /// projection sees every `AppEvent`, in registration order. Default: none.
     pub fn projection(mut self, projection: impl Projection) -> Self {
@@ -187,6 +198,7 @@ impl fmt::Debug for Config {
             .field("log_backend", &self.log_backend)
             .field("store_backend", &self.store_backend)
             .field("projections", &self.projections.len())
+            .field("transaction_attempts", &self.transaction_attempts)
             .finish()
     }
 }

@@ -107,6 +107,11 @@ impl Database {
         &self.inner.core
     }
 
+    /// The core, for a transaction to keep while it lives.
+    pub(crate) fn shared_core(&self) -> Arc<Core> {
+        Arc::clone(&self.inner.core)
+    }
+
     /// The configuration this database was opened with.
     pub fn config(&self) -> &Config {
         &self.core().config

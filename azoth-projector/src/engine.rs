@@ -18,6 +18,7 @@ use crate::backend::LogHandle;
 use crate::config::Config;
 use crate::projection::Projector;
 use crate::stats::LatencyHistogram;
+use crate::transaction::ReadSet;
 use crate::view::View;
 use crate::writer::{Draft, GroupCommitter, Outcome, Request, Writer};
 
@@ -43,6 +44,9 @@ pub(crate) struct Core {
     flusher: Mutex<Option<(Sender<()>, JoinHandle<()>)>>,
     /// Wakes the flusher early when the memtable is full.
     nudge: Mutex<Option<Sender<()>>>,
+    /// `Database::transact` attempts share it; an attempt after repeated conflicts takes it
+    /// exclusively, so that it cannot be starved.
+    pub(crate) transact_gate: RwLock<()>,
     dir_lock: Mutex<Option<File>>,
 }
 
@@ -137,6 +141,7 @@ impl Core {
             events_committed: AtomicU64::new(0),
             flusher: Mutex::new(None),
             nudge: Mutex::new(None),
+            transact_gate: RwLock::new(()),
             dir_lock: Mutex::new(dir_lock),
             config,
         });
@@ -228,7 +233,29 @@ impl Core {
     pub(crate) fn write(&self, drafts: Vec<Draft>) -> Outcome {
         self.check_open()?;
         let started = std::time::Instant::now();
-        let outcome = self.writer.submit(Request { drafts }, self);
+        let outcome = self.writer.submit(
+            Request {
+                drafts,
+                reads: None,
+            },
+            self,
+        );
+        self.write_latency.record(started.elapsed());
+        outcome
+    }
+
+    /// As [`write`](Self::write), for a transaction: the group leader validates `reads`
+    /// before giving ids; a `Conflict` outcome means nothing was written.
+    pub(crate) fn write_validated(&self, drafts: Vec<Draft>, reads: ReadSet) -> Outcome {
+        self.check_open()?;
+        let started = std::time::Instant::now();
+        let outcome = self.writer.submit(
+            Request {
+                drafts,
+                reads: Some(reads),
+            },
+            self,
+        );
         self.write_latency.record(started.elapsed());
         outcome
     }
@@ -333,6 +360,14 @@ impl GroupCommitter for Core {
         let mut writes: Vec<StoreWrite> = Vec::with_capacity(total);
         let mut outcomes: Vec<Outcome> = Vec::with_capacity(group.len());
         for request in group {
+            // Against the view and the writes staged before it in this group: the clock is
+            // held, so nothing else changes either until this group is applied.
+            if let Some(reads) = &request.reads {
+                if let Err(e) = reads.validate(&self.view, &writes) {
+                    outcomes.push(Err(e));
+                    continue;
+                }
+            }
             let mark = (encoded.len(), writes.len(), next);
             let mut ids = Vec::with_capacity(request.drafts.len());
             let staged: Result<()> = request.drafts.into_iter().try_for_each(|draft| {

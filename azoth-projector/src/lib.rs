@@ -13,6 +13,7 @@
 //! | `projection` | [`Projection`]: the application's events → view writes |
 //! | `backend` | opening the log and store in the data directory, the lock, `verify` |
 //! | `stats` | [`DatabaseStats`], latency histograms, the Prometheus text |
+//! | `transaction` | [`Transaction`]: serializable optimistic transactions, `transact` |
 //! | `validation` | key and value limits |
 //!
 //! ```
@@ -47,6 +48,7 @@ mod engine;
 mod memtable;
 mod projection;
 mod stats;
+mod transaction;
 mod validation;
 mod view;
 mod writer;
@@ -55,8 +57,10 @@ pub use async_database::AsyncDatabase;
 pub use azoth_core::SyncMode;
 pub use config::{
     Config, DEFAULT_FLUSH_INTERVAL, DEFAULT_GROUP_COMMIT_CAP, DEFAULT_MEMTABLE_SIZE,
-    DEFAULT_SEGMENT_SIZE, DEFAULT_WRITE_QUEUE_CAPACITY, LogBackend, StoreBackend,
+    DEFAULT_SEGMENT_SIZE, DEFAULT_TRANSACTION_ATTEMPTS, DEFAULT_WRITE_QUEUE_CAPACITY, LogBackend,
+    StoreBackend,
 };
 pub use database::{Database, Events, Range};
 pub use projection::{Projection, ProjectionContext, decode_payload, encode_payload};
 pub use stats::{DatabaseStats, LatencySummary};
+pub use transaction::Transaction;

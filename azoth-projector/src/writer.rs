@@ -25,11 +25,12 @@ pub(crate) enum Draft {
 }
 
 /// What one caller asks to commit atomically: its drafts become consecutive events of one
-/// block. (Transactions will add a read set here, validated by the committer inside the
-/// group, before the group's ids are given.)
+/// block. A transaction's read set comes along; the committer validates it inside the group,
+/// before the group's ids are given.
 #[derive(Debug)]
 pub(crate) struct Request {
     pub(crate) drafts: Vec<Draft>,
+    pub(crate) reads: Option<crate::transaction::ReadSet>,
 }
 
 /// The outcome of one request: the ids of its events, in order.
@@ -227,6 +228,7 @@ mod tests {
     fn put() -> Request {
         Request {
             drafts: vec![Draft::Compaction { level: 0 }],
+            reads: None,
         }
     }
 
