@@ -427,3 +427,33 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod prop {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        // The decoders take any bytes without panicking, and accept nothing that is not a
+        // well-formed frame (a short in-process stand-in for the cargo-fuzz target).
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = SegmentHeader::decode(&bytes);
+            if let Ok(f) = decode_frame(&bytes) {
+                prop_assert_eq!(f.events().count(), f.count as usize);
+            }
+        }
+
+        #[test]
+        fn round_trip(events in proptest::collection::vec(
+            proptest::collection::vec(any::<u8>(), 0..64), 1..8), first in 1u64..u64::MAX / 2) {
+            let mut buf = Vec::new();
+            let hash = encode_frame(&mut buf, &[9u8; 32], first, &events);
+            let f = decode_frame(&buf).unwrap();
+            prop_assert_eq!(f.first_event_id, first);
+            prop_assert_eq!(f.hash(), hash);
+            let got: Vec<Vec<u8>> = f.events().map(<[u8]>::to_vec).collect();
+            prop_assert_eq!(got, events);
+        }
+    }
+}

@@ -193,3 +193,30 @@ fn deleting_a_middle_segment_is_not_reported_as_damage() {
     let f = log.verify().unwrap().first_failure.unwrap();
     assert!(f.detail.contains("missing"), "{f}");
 }
+
+#[test]
+fn verify_reports_progress_per_unit() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_small(dir.path(), 2048);
+    fill(&log, 1, 300, 4);
+    let units = segments(dir.path()).len() as u64;
+    let mut seen = Vec::new();
+    let report = log.verify_with_progress(|p| seen.push(p)).unwrap();
+    assert!(report.is_ok());
+    assert_eq!(report.segments_verified, units);
+    assert_eq!(seen.len() as u64, units);
+    let last = seen.last().unwrap();
+    assert_eq!(last.segments_done, last.segments_total);
+    assert_eq!(last.bytes_done, last.bytes_total);
+    assert!(seen.windows(2).all(|w| w[0].bytes_done <= w[1].bytes_done));
+}
+
+#[test]
+fn a_block_of_empty_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_small(dir.path(), 1 << 20);
+    let empties = vec![Vec::new(); 1000];
+    log.append_batch_with_ids(1, &empties).unwrap();
+    assert_eq!(log.get(500).unwrap(), Some(Vec::new()));
+    assert_eq!(log.next_event_id().unwrap(), 1001);
+}

@@ -129,3 +129,27 @@ fn a_failed_rotation_keeps_appending_to_the_active_segment() {
     assert_eq!(log.next_event_id().unwrap(), 3);
     assert_eq!(log.get(1).unwrap(), Some(big));
 }
+
+#[test]
+fn a_failed_background_sync_poisons_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = FaultyFs::new();
+    let log = FileLogOptions::default()
+        .sync_mode(SyncMode::IntervalMs(1))
+        .file_system(Arc::new(fs.clone()))
+        .open(dir.path())
+        .unwrap();
+    fill(&log, 1, 10, 3);
+    fs.set(|p| p.fail_sync_after = Some(0));
+    // The sync thread fails within a few milliseconds; wait for it without a deadline.
+    let mut id = 10;
+    loop {
+        match log.append_with_id(id, &event(id)) {
+            Ok(()) => id += 1,
+            Err(AzothError::Poisoned { .. }) => break,
+            Err(e) => panic!("unexpected {e}"),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    assert_eq!(log.get(1).unwrap(), Some(event(1)));
+}
