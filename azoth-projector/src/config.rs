@@ -8,6 +8,7 @@ use std::time::Duration;
 use azoth_core::{DEFAULT_MAX_VALUE_LEN, SyncMode};
 
 use crate::projection::Projection;
+use crate::subscription::SubscriptionConfig;
 
 /// Which [`EventLog`](azoth_core::EventLog) backend holds the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -51,6 +52,7 @@ pub enum StoreBackend {
 pub struct Config {
     pub(crate) dir: PathBuf,
     pub(crate) sync_mode: SyncMode,
+    pub(crate) subscriptions: SubscriptionConfig,
     pub(crate) segment_size: u64,
     pub(crate) memtable_size: usize,
     pub(crate) flush_interval: Option<Duration>,
@@ -83,6 +85,7 @@ impl Config {
         Self {
             dir: dir.as_ref().to_path_buf(),
             sync_mode: SyncMode::Always,
+            subscriptions: SubscriptionConfig::default(),
             segment_size: DEFAULT_SEGMENT_SIZE,
             memtable_size: DEFAULT_MEMTABLE_SIZE,
             flush_interval: Some(DEFAULT_FLUSH_INTERVAL),
@@ -105,6 +108,13 @@ impl Config {
     /// When appends are made durable. Default: [`SyncMode::Always`].
     pub fn sync_mode(mut self, mode: SyncMode) -> Self {
         self.sync_mode = mode;
+        self
+    }
+
+    /// How subscriptions buffer, retry, handle failures and store their positions.
+    /// Default: [`SubscriptionConfig::default`].
+    pub fn subscriptions(mut self, config: SubscriptionConfig) -> Self {
+        self.subscriptions = config;
         self
     }
 
@@ -188,6 +198,7 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("dir", &self.dir)
             .field("sync_mode", &self.sync_mode)
+            .field("subscriptions", &self.subscriptions)
             .field("segment_size", &self.segment_size)
             .field("memtable_size", &self.memtable_size)
             .field("flush_interval", &self.flush_interval)

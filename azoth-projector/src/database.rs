@@ -16,6 +16,7 @@ use crate::config::{Config, StoreBackend};
 use crate::engine::Core;
 use crate::projection::encode_payload;
 use crate::stats::DatabaseStats;
+use crate::subscription::Subscriptions;
 use crate::validation::{check_key, check_operation, check_value};
 use crate::view::{View, ViewRange};
 use crate::writer::Draft;
@@ -338,6 +339,7 @@ impl Database {
         let store = core.view.store()?.stats()?;
         let sizes = core.view.sizes();
         let (groups, requests) = core.writer.counts();
+        let subscriptions = Subscriptions::stats(core, log.newest_event_id);
         Ok(DatabaseStats {
             log,
             store,
@@ -358,6 +360,7 @@ impl Database {
             flushes: core.view.flushes(),
             write_latency: core.write_latency.summary(),
             read_latency: core.read_latency.summary(),
+            subscriptions,
         })
     }
 
@@ -432,6 +435,11 @@ impl Database {
     /// Errors of the final flush (the log still holds everything; the next open replays it).
     pub fn close(&self) -> Result<()> {
         self.core().close()
+    }
+
+    /// The shared core, for subscription threads (`subscription.rs`) to hold.
+    pub(crate) fn core_arc(&self) -> &Arc<Core> {
+        &self.inner.core
     }
 
     /// An async handle to this database, for tokio programs.

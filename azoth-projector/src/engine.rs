@@ -18,6 +18,7 @@ use crate::backend::LogHandle;
 use crate::config::Config;
 use crate::projection::Projector;
 use crate::stats::LatencyHistogram;
+use crate::subscription::Subscriptions;
 use crate::transaction::ReadSet;
 use crate::view::View;
 use crate::writer::{Draft, GroupCommitter, Outcome, Request, Writer};
@@ -48,6 +49,8 @@ pub(crate) struct Core {
     /// exclusively, so that it cannot be starved.
     pub(crate) transact_gate: RwLock<()>,
     dir_lock: Mutex<Option<File>>,
+    /// Where committed groups are published, and the subscription threads.
+    pub(crate) subscriptions: Subscriptions,
 }
 
 fn now_micros() -> Timestamp {
@@ -143,6 +146,7 @@ impl Core {
             nudge: Mutex::new(None),
             transact_gate: RwLock::new(()),
             dir_lock: Mutex::new(dir_lock),
+            subscriptions: Subscriptions::default(),
             config,
         });
         let replayed = core.replay_into(&core.view, raw_log.as_ref(), checkpoint + 1, next_id)?;
@@ -319,6 +323,8 @@ impl Core {
             return Ok(());
         }
         self.writer.close();
+        // Before the store closes: stopping stores each subscription's position.
+        Subscriptions::close(self);
         if let Some((stop, handle)) = self.flusher.lock().take() {
             let _ = stop.try_send(());
             if handle.join().is_err() {
@@ -403,6 +409,8 @@ impl GroupCommitter for Core {
         self.view.apply(writes, next - 1);
         clock.next_id = next;
         clock.last_timestamp = timestamp;
+        // Under the clock, so groups reach subscribers in id order; never blocks.
+        self.subscriptions.publish(first, encoded);
         drop(clock);
         self.events_committed
             .fetch_add(next - first, Ordering::Relaxed);

@@ -13,6 +13,7 @@
 //! | `projection` | [`Projection`]: the application's events → view writes |
 //! | `backend` | opening the log and store in the data directory, the lock, `verify` |
 //! | `stats` | [`DatabaseStats`], latency histograms, the Prometheus text |
+//! | `subscription` | [`SubscribeFrom`], named handlers fed after commit, catch-up, durable positions, [`EventStream`] |
 //! | `transaction` | [`Transaction`]: serializable optimistic transactions, `transact` |
 //! | `validation` | key and value limits |
 //!
@@ -48,6 +49,7 @@ mod engine;
 mod memtable;
 mod projection;
 mod stats;
+mod subscription;
 mod transaction;
 mod validation;
 mod view;
@@ -63,4 +65,8 @@ pub use config::{
 pub use database::{Database, Events, Range};
 pub use projection::{Projection, ProjectionContext, decode_payload, encode_payload};
 pub use stats::{DatabaseStats, LatencySummary};
+pub use subscription::{
+    DeadLetter, EventStream, FailurePolicy, MAX_SUBSCRIPTION_NAME_LEN, StoredPosition,
+    SubscribeFrom, SubscriptionConfig, SubscriptionMode, SubscriptionStats,
+};
 pub use transaction::Transaction;

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use azoth_core::{EventId, EventLogStats, StoreStats};
 
+use crate::subscription::SubscriptionStats;
+
 /// Buckets of powers of two of nanoseconds: bucket `i` counts durations in `[2^(i-1), 2^i)` ns.
 const BUCKETS: usize = 64;
 
@@ -105,6 +107,8 @@ pub struct DatabaseStats {
     pub write_latency: LatencySummary,
     /// Latency of `get`, `get_entry` and `exists`.
     pub read_latency: LatencySummary,
+    /// Each running (or failed) subscription, by name.
+    pub subscriptions: Vec<SubscriptionStats>,
 }
 
 impl DatabaseStats {
