@@ -108,6 +108,21 @@ impl AsyncDatabase {
         blocking(move || db.batch(ops)).await
     }
 
+    /// Runs `f` in a transaction and commits it, re-running it on conflict, as
+    /// [`Database::transact`]. The closure runs on tokio's blocking pool, so its reads and
+    /// the commit's sync never block a runtime thread.
+    ///
+    /// # Errors
+    /// As [`Database::transact`].
+    pub async fn transact<T, F>(&self, f: F) -> DatabaseResult<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut crate::Transaction) -> DatabaseResult<T> + Send + 'static,
+    {
+        let db = self.db.clone();
+        blocking(move || db.transact(f)).await
+    }
+
     /// Appends an application event, as [`Database::append_event`].
     ///
     /// # Errors

@@ -656,3 +656,38 @@ fn sigkill_during_commits_leaves_each_transaction_all_or_nothing() {
     }
     assert!(!acked.is_empty(), "the child acknowledged nothing");
 }
+
+#[test]
+fn transactions_are_send_and_async_transact_retries() {
+    fn assert_send<T: Send>() {}
+    assert_send::<azoth_projector::Transaction>();
+
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let adb = open(dir.path()).to_async();
+    runtime.block_on(async {
+        let tasks: Vec<_> = (0..4)
+            .map(|_| {
+                let adb = adb.clone();
+                tokio::spawn(async move {
+                    for _ in 0..50 {
+                        adb.transact(|txn| {
+                            let n = decode(txn.get(b"n")?)?;
+                            txn.put(b"n", &(n + 1).to_le_bytes())
+                        })
+                        .await
+                        .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    assert_eq!(decode(adb.database().get(b"n").unwrap()).unwrap(), 200);
+}
