@@ -366,6 +366,22 @@ fn spawn_syncer(shared: &Arc<Shared>, ms: u64) -> Result<Syncer> {
     })
 }
 
+impl Drop for FileEventLog {
+    fn drop(&mut self) {
+        // A clean close loses nothing under IntervalMs: sync what the thread has not yet.
+        if self.shared.options.sync_mode == SyncMode::Never {
+            return;
+        }
+        if let Some(w) = &self.writer {
+            if self.shared.check_poisoned().is_ok() {
+                if let Err(e) = w.lock().file.sync_data() {
+                    tracing::error!(dir = %self.shared.dir.display(), error = %e, "final fdatasync failed");
+                }
+            }
+        }
+    }
+}
+
 impl EventLog for FileEventLog {
     fn append_with_id(&self, event_id: EventId, event_bytes: &[u8]) -> Result<()> {
         self.append_block(event_id, &[event_bytes])
