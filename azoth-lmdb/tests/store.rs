@@ -274,3 +274,36 @@ fn readers_on_other_threads_see_every_returned_apply() {
         );
     }
 }
+
+#[test]
+fn the_later_write_of_a_key_wins_in_an_unsorted_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LmdbStore::open(dir.path()).unwrap();
+    store
+        .apply(&batch(vec![
+            put(b"z", b"1", 1),
+            put(b"a", b"2", 2),
+            put(b"z", b"3", 3),
+            StoreWrite {
+                key: b"a".to_vec(),
+                value: None,
+                operation_id: OperationId::new(0, 4),
+            },
+            put(b"m", b"5", 5),
+            put(b"a", b"6", 6),
+            put(b"m", b"7", 7),
+            StoreWrite {
+                key: b"m".to_vec(),
+                value: None,
+                operation_id: OperationId::new(0, 8),
+            },
+        ]))
+        .unwrap();
+    assert_eq!(store.get(b"z").unwrap().unwrap().value, b"3");
+    let a = store.get(b"a").unwrap().unwrap();
+    assert_eq!(
+        (a.value.as_slice(), a.operation_id.sequence),
+        (&b"6"[..], 6)
+    );
+    assert!(store.get(b"m").unwrap().is_none());
+}
