@@ -454,9 +454,15 @@ fn check_serializable(threads: Vec<Vec<Vec<Step>>>) {
                     let seen = run_steps(
                         steps,
                         &tag,
-                        |s| match s {
-                            Step::Get(k) => Ok(Observed::Value(cell.borrow_mut().get(&key(*k))?)),
-                            _ => Ok(Observed::Scan(cell.borrow_mut().scan_prefix(b"k")?)),
+                        |s| {
+                            // Interleave the threads' reads and commits.
+                            std::thread::yield_now();
+                            match s {
+                                Step::Get(k) => {
+                                    Ok(Observed::Value(cell.borrow_mut().get(&key(*k))?))
+                                }
+                                _ => Ok(Observed::Scan(cell.borrow_mut().scan_prefix(b"k")?)),
+                            }
                         },
                         |k, v| match v {
                             Some(v) => cell.borrow_mut().put(&k, &v),
