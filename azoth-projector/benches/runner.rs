@@ -6,7 +6,8 @@
 //!
 //! Environment: `AZOTH_BENCH_SECS` (seconds per timed case, default 2),
 //! `AZOTH_BENCH_JSON` (output path, default `<target>/tmp/azoth-projector-bench.json`),
-//! `AZOTH_BENCH_OPEN_EVENTS` (events for the open-time case, default 1 000 000).
+//! `AZOTH_BENCH_OPEN_EVENTS` (events for the open-time case, default 1 000 000),
+//! `AZOTH_BENCH_ONLY` (run only the cases whose name contains it; baselines always run).
 //! Keys are 16 bytes and values 100 bytes. Data lives under the target directory (a real
 //! disk, so syncs cost what they cost).
 
@@ -281,6 +282,10 @@ fn open_with_unflushed(n: u64) -> f64 {
     elapsed
 }
 
+fn wanted(case: &str) -> bool {
+    std::env::var("AZOTH_BENCH_ONLY").map_or(true, |only| case.contains(&only))
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; a filter argument, if any, is ignored.
     let budget = secs();
@@ -306,20 +311,24 @@ fn main() {
         "ops/s",
         String::new(),
     );
-    let v = put_one_thread(SyncMode::Never, budget);
-    row(
-        "put, SyncMode::Never, 1 thread",
-        v,
-        "ops/s",
-        format!("{:.0}% of raw append", 100.0 * v / raw_append),
-    );
-    let v = batch_1000(budget);
-    row(
-        "batch of 1000 puts, SyncMode::Never",
-        v,
-        "events/s",
-        String::new(),
-    );
+    if wanted("put, SyncMode::Never, 1 thread") {
+        let v = put_one_thread(SyncMode::Never, budget);
+        row(
+            "put, SyncMode::Never, 1 thread",
+            v,
+            "ops/s",
+            format!("{:.0}% of raw append", 100.0 * v / raw_append),
+        );
+    }
+    if wanted("batch of 1000 puts, SyncMode::Never") {
+        let v = batch_1000(budget);
+        row(
+            "batch of 1000 puts, SyncMode::Never",
+            v,
+            "events/s",
+            String::new(),
+        );
+    }
 
     let raw_sync = raw_write_fdatasync(budget);
     row(
@@ -328,29 +337,35 @@ fn main() {
         "ops/s",
         String::new(),
     );
-    let v = put_one_thread(SyncMode::Always, budget);
-    row(
-        "put, SyncMode::Always, 1 thread",
-        v,
-        "ops/s",
-        format!("{:.0}% of raw fdatasync", 100.0 * v / raw_sync),
-    );
-    let (v, group) = put_many_threads(64, budget);
-    row(
-        "put, SyncMode::Always, 64 threads",
-        v,
-        "ops/s",
-        format!("mean group size {group:.1}"),
-    );
+    if wanted("put, SyncMode::Always, 1 thread") {
+        let v = put_one_thread(SyncMode::Always, budget);
+        row(
+            "put, SyncMode::Always, 1 thread",
+            v,
+            "ops/s",
+            format!("{:.0}% of raw fdatasync", 100.0 * v / raw_sync),
+        );
+    }
+    if wanted("put, SyncMode::Always, 64 threads") {
+        let (v, group) = put_many_threads(64, budget);
+        row(
+            "put, SyncMode::Always, 64 threads",
+            v,
+            "ops/s",
+            format!("mean group size {group:.1}"),
+        );
+    }
 
     let n = 100_000;
-    let v = get(n, false, budget);
-    row(
-        "get, memtable-resident (100k keys)",
-        v,
-        "ops/s",
-        String::new(),
-    );
+    if wanted("get, memtable-resident (100k keys)") {
+        let v = get(n, false, budget);
+        row(
+            "get, memtable-resident (100k keys)",
+            v,
+            "ops/s",
+            String::new(),
+        );
+    }
     let raw_get = raw_heed_get(n, budget);
     row(
         "baseline: raw heed get (read txn per get)",
@@ -358,34 +373,42 @@ fn main() {
         "ops/s",
         String::new(),
     );
-    let v = get(n, true, budget);
-    row(
-        "get, flushed to LMDB (100k keys)",
-        v,
-        "ops/s",
-        format!("{:.0}% of raw heed", 100.0 * v / raw_get),
-    );
-    let v = scan_prefix_1000(false, budget);
-    row(
-        "scan_prefix of 1000 entries, memtable",
-        v,
-        "entries/s",
-        String::new(),
-    );
-    let v = scan_prefix_1000(true, budget);
-    row(
-        "scan_prefix of 1000 entries, flushed",
-        v,
-        "entries/s",
-        String::new(),
-    );
-    let secs = open_with_unflushed(open_events);
-    row(
-        &format!("open with {open_events} unflushed events"),
-        secs * 1000.0,
-        "ms",
-        String::new(),
-    );
+    if wanted("get, flushed to LMDB (100k keys)") {
+        let v = get(n, true, budget);
+        row(
+            "get, flushed to LMDB (100k keys)",
+            v,
+            "ops/s",
+            format!("{:.0}% of raw heed", 100.0 * v / raw_get),
+        );
+    }
+    if wanted("scan_prefix of 1000 entries, memtable") {
+        let v = scan_prefix_1000(false, budget);
+        row(
+            "scan_prefix of 1000 entries, memtable",
+            v,
+            "entries/s",
+            String::new(),
+        );
+    }
+    if wanted("scan_prefix of 1000 entries, flushed") {
+        let v = scan_prefix_1000(true, budget);
+        row(
+            "scan_prefix of 1000 entries, flushed",
+            v,
+            "entries/s",
+            String::new(),
+        );
+    }
+    if wanted("open with") {
+        let secs = open_with_unflushed(open_events);
+        row(
+            &format!("open with {open_events} unflushed events"),
+            secs * 1000.0,
+            "ms",
+            String::new(),
+        );
+    }
 
     println!("| case | result | unit | note |");
     println!("| --- | ---: | --- | --- |");
