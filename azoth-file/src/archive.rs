@@ -47,8 +47,8 @@ impl FileEventLog {
     /// [`Corruption`](AzothError::Corruption) naming the damage of a segment to archive;
     /// `ReadOnly`, `Poisoned`; I/O errors. Segments archived before the error stay archived.
     pub fn archive(&self, up_to: azoth_core::EventId) -> Result<Vec<PathBuf>> {
-        // Holding the writer keeps rotation, deletion and other archivals out.
-        let _w = self.writer_guard()?;
+        // Keeps retention and other archivals out; appends and rotation go on meanwhile.
+        let _m = self.maintenance_guard()?;
         let candidates: Vec<Arc<Segment>> = {
             let units = self.shared.units.read();
             let sealed = units.list.len().saturating_sub(1);

@@ -30,6 +30,8 @@ pub(crate) struct Shared {
     pub(crate) options: FileLogOptions,
     /// Id ranges `delete_range` removed from the middle of the log (see `gaps`).
     pub(crate) gaps: Mutex<Vec<(EventId, EventId)>>,
+    /// Held by archival and retention (see `FileEventLog::maintenance_guard`).
+    maintenance: Mutex<()>,
     /// Why the log refuses writes, once a sync failed.
     poisoned: Mutex<Option<String>>,
     /// The active segment's file, for the interval sync thread.
@@ -150,6 +152,7 @@ impl FileEventLog {
             dir: dir.to_path_buf(),
             units: RwLock::new(rec.units),
             gaps: Mutex::new(crate::gaps::load(dir)),
+            maintenance: Mutex::new(()),
             options,
             poisoned: Mutex::new(None),
             active_file: Mutex::new(writer.as_ref().map(|w| Arc::clone(&w.file))),
@@ -171,9 +174,13 @@ impl FileEventLog {
         &self.shared.dir
     }
 
-    /// Holds the writer (for jobs that must not run beside appends or rotation).
-    pub(crate) fn writer_guard(&self) -> Result<impl Drop + '_> {
-        self.writer()
+    /// Serializes the jobs that remove units (archival, retention) with each other. They do
+    /// not take the writer: sealed units never change, so appends and rotation go on meanwhile.
+    pub(crate) fn maintenance_guard(&self) -> Result<impl Drop + '_> {
+        if self.writer.is_none() {
+            return Err(AzothError::ReadOnly);
+        }
+        Ok(self.shared.maintenance.lock())
     }
 
     fn writer(&self) -> Result<parking_lot::MutexGuard<'_, Writer>> {
@@ -421,7 +428,7 @@ impl EventLog for FileEventLog {
     }
 
     fn delete_range(&self, start: EventId, end: EventId) -> Result<usize> {
-        let _w = self.writer()?;
+        let _m = self.maintenance_guard()?;
         let mut units = self.shared.units.write();
         let active = units.list.len().saturating_sub(1);
         let mut deleted = 0u64;

@@ -124,3 +124,39 @@ fn damage_in_an_archive_is_found_by_verify_and_reads() {
         );
     }
 }
+
+#[test]
+fn archival_runs_beside_appends_and_readers() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = std::sync::Arc::new(open_small(dir.path(), 2048));
+    fill(&log, 1, 200, 5);
+    let writer = {
+        let log = log.clone();
+        std::thread::spawn(move || fill(&log, 200, 3000, 5))
+    };
+    let reader = {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            for _ in 0..20 {
+                let mut expected = 1;
+                for item in log.iter_range(1, None).unwrap() {
+                    let (id, bytes) = item.unwrap();
+                    assert_eq!((id, &bytes), (expected, &event(expected)));
+                    expected += 1;
+                }
+            }
+        })
+    };
+    let mut archived = 0;
+    for _ in 0..10 {
+        let newest = log.newest_event_id().unwrap();
+        archived += log.archive(newest).unwrap().len();
+    }
+    writer.join().unwrap();
+    reader.join().unwrap();
+    archived += log.archive(u64::MAX).unwrap().len();
+    assert!(archived > 0);
+    assert_holds(&log, 1, 3000);
+    let report = log.verify().unwrap();
+    assert!(report.is_ok(), "{report:?}");
+}
