@@ -138,11 +138,9 @@ fn archival_runs_beside_appends_and_readers() {
         let log = log.clone();
         std::thread::spawn(move || {
             for _ in 0..20 {
-                let mut expected = 1;
-                for item in log.iter_range(1, None).unwrap() {
+                for (expected, item) in (1..).zip(log.iter_range(1, None).unwrap()) {
                     let (id, bytes) = item.unwrap();
                     assert_eq!((id, &bytes), (expected, &event(expected)));
-                    expected += 1;
                 }
             }
         })
