@@ -72,6 +72,9 @@ pub(crate) struct LmdbEnv {
     /// Bumped after every commit.
     generation: AtomicU64,
     pool: Mutex<Vec<(u64, StaticTxn)>>,
+    /// Off for read-only handles: their writer is another process, whose commits do not
+    /// bump `generation`, so every read begins a fresh snapshot.
+    pooling: bool,
 }
 
 impl std::fmt::Debug for LmdbEnv {
@@ -119,6 +122,7 @@ impl LmdbEnv {
             writer: Mutex::new(()),
             generation: AtomicU64::new(0),
             pool: Mutex::new(Vec::new()),
+            pooling: !config.read_only,
         })
     }
 
@@ -147,20 +151,51 @@ impl LmdbEnv {
         self.gate.read()
     }
 
-    /// Begins a new snapshot owning the environment. Call with the gate held.
+    /// Begins a new snapshot owning the environment. Takes the gate itself: call it without
+    /// holding the gate.
+    ///
+    /// A read-only handle whose writer (another process) grew the map gets `MDB_MAP_RESIZED`;
+    /// it then adopts the new size (`mdb_env_set_mapsize(0)`) and tries again.
     pub(crate) fn snapshot(&self) -> Result<StaticTxn> {
-        self.env.clone().static_read_txn().map_err(|e| self.err(e))
+        let mut adopted = false;
+        loop {
+            let gate = self.gate.read();
+            match self.env.clone().static_read_txn() {
+                Ok(txn) => return Ok(txn),
+                Err(heed::Error::Mdb(heed::MdbError::MapResized)) if !adopted => {
+                    drop(gate);
+                    self.adopt_map_size()?;
+                    adopted = true;
+                }
+                Err(e) => return Err(self.err(e)),
+            }
+        }
+    }
+
+    /// Maps the environment at the size another process grew it to.
+    fn adopt_map_size(&self) -> Result<()> {
+        let _exclusive = self.gate.write();
+        // SAFETY: as in `grow`: we hold the gate exclusively, so no LMDB operation of this
+        // process is in progress; a read-only environment has no write transaction; idle read
+        // transactions survive the remap (module docs). Size 0 means "the size recorded in
+        // the file", which LMDB documents for exactly this case.
+        unsafe { self.env.resize(0) }.map_err(|e| self.err(e))?;
+        tracing::info!(dir = %self.dir.display(), size = self.env.info().map_size, "adopted a grown LMDB map");
+        Ok(())
     }
 
     /// Runs `f` on a read snapshot at least as new as the last commit that returned.
     ///
     /// `f` must copy what it keeps out of the transaction.
     pub(crate) fn read<R>(&self, f: impl FnOnce(&StaticTxn) -> heed::Result<R>) -> Result<R> {
-        let _gate = self.gate.read();
         // Load the generation before beginning a transaction: a transaction tagged `g` sees
         // every commit up to `g` (and perhaps later ones, which only makes it retire early).
         let generation = self.generation.load(Ordering::Acquire);
-        let pooled = self.pool.lock().pop();
+        let pooled = if self.pooling {
+            self.pool.lock().pop()
+        } else {
+            None
+        };
         let txn = match pooled {
             Some((g, txn)) if g == generation => txn,
             stale => {
@@ -168,8 +203,10 @@ impl LmdbEnv {
                 self.snapshot()?
             }
         };
+        let gate = self.gate.read();
         let result = f(&txn).map_err(|e| self.err(e));
-        if self.generation.load(Ordering::Acquire) == generation {
+        drop(gate);
+        if self.pooling && self.generation.load(Ordering::Acquire) == generation {
             let mut pool = self.pool.lock();
             if pool.len() < POOL_CAPACITY {
                 pool.push((generation, txn));

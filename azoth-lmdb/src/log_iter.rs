@@ -39,7 +39,6 @@ impl LogIter {
         end: EventId,
     ) -> Result<Self> {
         let txn = if next < end {
-            let _gate = shared.env.gate();
             Some(shared.env.snapshot()?)
         } else {
             None

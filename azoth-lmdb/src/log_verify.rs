@@ -12,10 +12,7 @@ use crate::log_format::{BlockRecord, SegmentState, decode_event, id_key, key_id}
 
 /// Checks the whole log as of one snapshot.
 pub(crate) fn verify(shared: &LogShared, archive_dir: &Path) -> Result<VerifyReport> {
-    let txn = {
-        let _gate = shared.env.gate();
-        shared.env.snapshot()?
-    };
+    let txn = shared.env.snapshot()?;
     let segments = {
         let _gate = shared.env.gate();
         let mut out = Vec::new();

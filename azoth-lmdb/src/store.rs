@@ -222,10 +222,7 @@ impl CanonicalStore for LmdbStore {
 
     fn range(&self, start: Option<&[u8]>, end: Option<&[u8]>) -> Result<StoreIter> {
         let live = self.live();
-        let txn = {
-            let _gate = live.env.gate();
-            live.env.snapshot()?
-        };
+        let txn = live.env.snapshot()?;
         Ok(Box::new(RangeIter::new(live, txn, start, end)))
     }
 

@@ -251,3 +251,76 @@ fn damage_in_an_archive_is_found_by_verify() {
         "{failure}"
     );
 }
+
+const READER_CHILD_DIR: &str = "AZOTH_LMDB_READER_CHILD_DIR";
+
+/// Run as a child by `a_read_only_process_follows_a_growing_writer`: opens the log read-only,
+/// says `ready`, waits for a line on stdin, then reports what it sees.
+#[test]
+fn reader_child() {
+    let Some(dir) = azoth_core::testing::crash::child_dir(READER_CHILD_DIR) else {
+        return;
+    };
+    let log = LmdbEventLog::open_read_only(&dir).unwrap();
+    println!("before {}", log.newest_event_id().unwrap());
+    println!("ready");
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).unwrap();
+    let mut count = 0;
+    for item in log.iter_range(1, None).unwrap() {
+        item.unwrap();
+        count += 1;
+    }
+    println!(
+        "after {} {count} {}",
+        log.newest_event_id().unwrap(),
+        log.verify().unwrap().is_ok()
+    );
+}
+
+#[test]
+fn a_read_only_process_follows_a_growing_writer() {
+    use std::io::{BufRead, BufReader, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let log = LmdbLogOptions::default()
+        .sync_mode(SyncMode::Never)
+        .map_size(1 << 20)
+        .open(dir.path())
+        .unwrap();
+    append_blocks(&log, 1, 10);
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "reader_child", "--nocapture", "--test-threads=1"])
+        .env(READER_CHILD_DIR, dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut saw = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let ready = line.ends_with("ready");
+        saw.push(line);
+        if ready {
+            break;
+        }
+    }
+    // The test harness may print its own text before ours on the same line.
+    assert!(saw.iter().any(|l| l.ends_with("before 10")), "{saw:?}");
+    // Grow the map well past the reader's: ~8 MB into a 1 MiB map.
+    let big = vec![7u8; 4000];
+    for id in 11..=2010u64 {
+        log.append_with_id(id, &big).unwrap();
+    }
+    log.sync().unwrap();
+    writeln!(child.stdin.take().unwrap(), "go").unwrap();
+    let after = lines
+        .by_ref()
+        .map(|l| l.unwrap())
+        .find_map(|l| l.find("after ").map(|at| l[at..].to_owned()))
+        .expect("the child reports");
+    assert_eq!(after, "after 2010 2010 true");
+    // Read to the end, so the child's harness can finish printing.
+    lines.for_each(drop);
+    assert!(child.wait().unwrap().success());
+}
