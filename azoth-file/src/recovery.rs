@@ -315,6 +315,21 @@ fn open_active(
                 prev_hash: prev_last_hash,
             }
         }
+        // Read-only: the writer may be creating it right now; it holds nothing yet.
+        Err(_) if len <= SEGMENT_HEADER_LEN as u64 => {
+            let header = SegmentHeader {
+                first_event_id: first_id,
+                prev_hash: prev_last_hash,
+            };
+            let end = SEGMENT_HEADER_LEN as u64;
+            let seg = Segment::new(header, path.to_path_buf(), end, first_id, false, Vec::new());
+            units.list.push(Unit::Segment(Arc::new(seg)));
+            return Ok(Recovered {
+                units,
+                offset: end,
+                last_hash: prev_last_hash,
+            });
+        }
         Err(e) => return Err(e),
     };
     if header.first_event_id != first_id {

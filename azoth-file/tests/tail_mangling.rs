@@ -118,3 +118,26 @@ fn a_torn_segment_creation_is_redone() {
         assert!(log.verify().unwrap().is_ok());
     }
 }
+
+#[test]
+fn read_only_open_of_a_segment_being_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_small(dir.path(), 1 << 20);
+    fill(&log, 1, 20, 4);
+    log.rotate().unwrap();
+    drop(log);
+    let active = segments(dir.path()).pop().unwrap();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&active)
+        .unwrap();
+    f.set_len(10).unwrap();
+    drop(f);
+    let ro = FileEventLog::open_read_only(dir.path()).unwrap();
+    assert_holds(&ro, 1, 20);
+    assert_eq!(
+        std::fs::metadata(&active).unwrap().len(),
+        10,
+        "files untouched"
+    );
+}
