@@ -269,6 +269,18 @@ impl LmdbEnv {
         Ok(())
     }
 
+    /// Frees the reader slots of processes that died holding a read transaction (after a
+    /// crash), so their snapshots stop keeping LMDB from reusing pages.
+    pub(crate) fn clear_stale_readers(&self) {
+        match self.env.clear_stale_readers() {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(dir = %self.dir.display(), n, "cleared stale LMDB readers"),
+            Err(e) => {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "checking LMDB readers failed")
+            }
+        }
+    }
+
     /// Forces everything committed to disk (`mdb_env_sync(force)`).
     pub(crate) fn force_sync(&self) -> Result<()> {
         let _gate = self.gate.read();

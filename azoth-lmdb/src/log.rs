@@ -184,6 +184,7 @@ impl LmdbEventLog {
         )?;
         let shared = Arc::new(open_databases(env, read_only)?);
         if !read_only {
+            shared.env.clear_stale_readers();
             // A new log starts with its active segment continuing from the genesis hash.
             let empty = shared.env.read(|txn| shared.segments.is_empty(txn))?;
             if empty {

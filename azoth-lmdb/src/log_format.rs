@@ -1,12 +1,11 @@
 //! The records of [`LmdbEventLog`](crate::LmdbEventLog) in its LMDB environment.
 //!
-//! Four named databases, every key a big-endian `u64` so that LMDB's byte order is id order:
+//! Three named databases, every key a big-endian `u64` so that LMDB's byte order is id order:
 //!
 //! ```text
 //! events    event id            -> | crc32c(event) u32 LE | event bytes ... |
 //! blocks    first event id      -> | event count u32 LE | chain hash [32] |
 //! segments  first event id      -> | state u8 | last event id u64 LE | prev chain hash [32] |
-//! meta      (reserved)
 //! ```
 //!
 //! A *block* is the events of one append call, written in one transaction; its chain hash is

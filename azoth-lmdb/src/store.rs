@@ -146,7 +146,15 @@ impl LmdbStore {
         let generation = read_current(dir)?;
         remove_stale_generations(dir, generation);
         let env_dir = dir.join(env_name(generation));
+        if dir.join(CURRENT_FILE).exists() && !env_dir.join("data.mdb").exists() {
+            // Creating an empty store here would silently drop the view's state.
+            return Err(AzothError::corruption(
+                Location::file(&env_dir),
+                "CURRENT names an environment that does not exist",
+            ));
+        }
         let store_env = StoreEnv::open(&env_dir, &options)?;
+        store_env.env.clear_stale_readers();
         if !dir.join(CURRENT_FILE).exists() {
             write_current(dir, generation)?;
         }

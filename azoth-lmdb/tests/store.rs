@@ -307,3 +307,15 @@ fn the_later_write_of_a_key_wins_in_an_unsorted_batch() {
     );
     assert!(store.get(b"m").unwrap().is_none());
 }
+
+#[test]
+fn a_missing_environment_is_reported_not_recreated() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = LmdbStore::open(dir.path()).unwrap();
+        store.apply(&batch(vec![put(b"k", b"v", 1)])).unwrap();
+    }
+    std::fs::remove_dir_all(dir.path().join("env-00000000000000000000")).unwrap();
+    let err = LmdbStore::open(dir.path()).unwrap_err();
+    assert!(err.is_corruption(), "{err}");
+}
