@@ -220,3 +220,41 @@ fn a_block_of_empty_events() {
     assert_eq!(log.get(500).unwrap(), Some(Vec::new()));
     assert_eq!(log.next_event_id().unwrap(), 1001);
 }
+
+#[test]
+fn events_of_4_gib_are_refused_before_anything_is_written() {
+    // 4 GiB of untouched, unreserved address space: the length is checked before any byte is
+    // read, so no memory is used. Skipped where the kernel will not map it.
+    const LEN: usize = 1 << 32;
+    // SAFETY: an anonymous private mapping with no file; unmapped below, read by nobody.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            LEN,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        eprintln!("skipped: cannot map 4 GiB of address space");
+        return;
+    }
+    // SAFETY: the mapping is LEN bytes long and lives until the munmap below.
+    let huge = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), LEN) };
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_small(dir.path(), 1 << 20);
+    log.append_with_id(1, b"small").unwrap();
+    assert!(matches!(
+        log.append_with_id(2, huge),
+        Err(AzothError::ValueTooLarge { len: LEN, .. })
+    ));
+    assert_eq!(log.next_event_id().unwrap(), 2);
+    log.append_with_id(2, b"next").unwrap();
+    drop(log);
+    // SAFETY: unmapping the mapping made above; `huge` is not used after this.
+    unsafe { libc::munmap(ptr, LEN) };
+    let log = open_small(dir.path(), 1 << 20);
+    assert_eq!(log.get(2).unwrap().as_deref(), Some(&b"next"[..]));
+}
