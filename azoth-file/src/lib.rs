@@ -6,7 +6,24 @@
 //! segments. The active segment takes appends until it reaches the segment size; then it is
 //! sealed (synced, its sparse index written beside it) and a new one starts. Opening reads the
 //! sealed segments' indexes and scans only the active segment, cutting a torn tail off.
-//! `FORMAT.md` documents every byte.
+//! `FORMAT.md` documents every byte; `PERFORMANCE.md` has the measured figures.
+//!
+//! Guarantees:
+//!
+//! - **Durability** per [`SyncMode`](azoth_core::SyncMode): `Always` fdatasyncs before an
+//!   append returns (and fsyncs the directory when segments are created, sealed or removed);
+//!   `IntervalMs(n)` syncs from a background thread; `Never` leaves it to the OS. A failed
+//!   sync poisons the log: further writes get `Poisoned` until it is reopened.
+//! - **Recovery**: a torn tail of the active segment is cut off at open (logged), per
+//!   [`RecoveryMode`]; damage in sealed segments and archives is never cut off: reads and
+//!   [`verify`](FileEventLog::verify) report `Corruption` naming file, offset and event id.
+//! - **Concurrency**: one writer; any number of readers on other threads read with their own
+//!   file handles up to the published end, so they see whole acknowledged blocks and never
+//!   wait for the writer. Archival and retention run beside appends.
+//! - **Locking**: a second writer on the directory, in this process or another, gets
+//!   `Locked` at once; [`FileEventLog::open_read_only`] takes no lock and changes nothing.
+//! - **Archival**: [`FileEventLog::archive`] turns sealed segments into the portable zstd
+//!   archives of `azoth_core::archive`, which stay readable and in the hash chain.
 //!
 //! | module | what it holds |
 //! | --- | --- |

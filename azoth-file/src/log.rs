@@ -22,6 +22,9 @@ use crate::recovery::{create_segment, recover};
 use crate::segment::Segment;
 use crate::unit::{Unit, Units};
 
+/// The largest frame buffer kept between appends.
+const KEEP_BUFFER: usize = 16 * 1024 * 1024;
+
 /// The state readers and the writer share.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -232,6 +235,10 @@ impl FileEventLog {
                 self.shared.poison(format!("fdatasync failed: {e}"));
                 return Err(e.into());
             }
+        }
+        if w.buf.capacity() > KEEP_BUFFER {
+            // One huge batch should not pin its buffer for the life of the log.
+            w.buf = Vec::new();
         }
         let block_offset = w.offset;
         w.offset += len as u64;
