@@ -114,6 +114,10 @@ impl Drop for Syncer {
 /// The event log on LMDB: one block (one write transaction) per append call, the hash chain
 /// per block, logical segments sealed by `rotate`, and an exclusive directory lock.
 ///
+/// Readers (`get`, `iter_range`, from any thread) never wait for the writer. Iterators own a
+/// snapshot, so a concurrent `archive` or `delete_range` does not change what they return;
+/// like the store's, they keep the environment open until dropped.
+///
 /// ```
 /// use azoth_core::EventLog;
 ///

@@ -95,6 +95,10 @@ impl StoreEnv {
 /// any thread, never wait for the writer, and reuse pooled read transactions between commits.
 /// The map grows by itself; `MDB_MAP_FULL` never reaches the caller.
 ///
+/// Iterators own a snapshot of the environment (`'static`): the environment stays open until
+/// the last one is dropped, even after the store is, and opening the same directory again in
+/// this process meanwhile fails with [`Locked`](AzothError::Locked).
+///
 /// ```
 /// use azoth_core::{CanonicalStore, OperationId, StoreBatch, StoreWrite};
 ///
