@@ -88,14 +88,14 @@ fn run(ops: &[Op]) {
                 assert_eq!(before - model.len(), n);
             }
             Op::Reopen => {
-                log = None;
+                drop(log.take());
                 log = Some(open(dir.path()));
             }
             Op::TornAppend(n, cut) => {
                 let events: Vec<Vec<u8>> =
                     (next..next + n as u64).map(|id| bytes(id, 30)).collect();
                 l.append_batch_with_ids(next, &events).unwrap();
-                log = None;
+                drop(log.take());
                 let active = segments(dir.path()).pop().unwrap();
                 let len = std::fs::metadata(&active).unwrap().len();
                 let block = frame_len(&events).unwrap() as u64;
