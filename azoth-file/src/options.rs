@@ -82,7 +82,9 @@ impl FileLogOptions {
         self
     }
 
-    /// Where [`archive`](FileEventLog::archive) puts archives. Default: the log directory.
+    /// Where [`archive`](FileEventLog::archive) puts archives. Give the same directory at every
+    /// open: archives are found only in the log directory and this one. Default: the log
+    /// directory.
     pub fn archive_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.archive_dir = Some(dir.into());
         self
