@@ -374,11 +374,6 @@ fn open_active(
                 }
             }
         }
-    } else if s.end_offset < len && !read_only {
-        // Bytes past the last block that do not even start one.
-        let f = fs.open_writable(path, false)?;
-        f.set_len(s.end_offset)?;
-        f.sync_data()?;
     }
     if !read_only {
         // An index beside the active segment is left from a rotation cut short.
