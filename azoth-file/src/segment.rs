@@ -171,6 +171,8 @@ pub struct BlockReader {
     buf_off: u64,
     /// Next block's position in `buf`.
     pos: usize,
+    /// How much of `buf` holds file bytes.
+    filled: usize,
     limit: u64,
     /// The size of the next read; doubles up to `MAX_CHUNK` as a scan goes on.
     chunk: usize,
@@ -184,6 +186,7 @@ impl BlockReader {
             buf: Vec::new(),
             buf_off: start,
             pos: 0,
+            filled: 0,
             limit,
             chunk: FIRST_CHUNK,
         }
@@ -206,29 +209,33 @@ impl BlockReader {
 
     /// Makes at least `need` bytes from `pos` available if the limit allows; returns how many are.
     fn fill(&mut self, need: usize) -> io::Result<usize> {
-        let avail = self.buf.len() - self.pos;
+        let avail = self.filled - self.pos;
         if avail >= need {
             return Ok(avail);
         }
-        self.buf.drain(..self.pos);
+        // Keep the unread tail, then read after it. The buffer keeps its length between
+        // fills, so it is zeroed only when it grows, not on every read.
+        self.buf.copy_within(self.pos..self.filled, 0);
         self.buf_off += self.pos as u64;
+        self.filled = avail;
         self.pos = 0;
         let room = self.limit.saturating_sub(self.buf_off);
         let want = need
             .max(self.chunk)
             .min(usize::try_from(room).unwrap_or(usize::MAX));
         self.chunk = (self.chunk * 2).min(MAX_CHUNK);
-        let have = self.buf.len();
-        if want > have {
-            self.buf.resize(want, 0);
+        if want > self.filled {
+            if self.buf.len() < want {
+                self.buf.resize(want, 0);
+            }
             let n = read_up_to(
                 &self.file,
-                &mut self.buf[have..],
-                self.buf_off + have as u64,
+                &mut self.buf[self.filled..want],
+                self.buf_off + self.filled as u64,
             )?;
-            self.buf.truncate(have + n);
+            self.filled += n;
         }
-        Ok(self.buf.len())
+        Ok(self.filled)
     }
 
     /// The next block and its offset; `Ok(None)` at the limit.
@@ -246,7 +253,7 @@ impl BlockReader {
         if avail < FRAME_EVENTS {
             return Err(decode_err(DecodeError::Incomplete));
         }
-        let len = frame_header_len(&self.buf[self.pos..]).map_err(decode_err)?;
+        let len = frame_header_len(&self.buf[self.pos..self.filled]).map_err(decode_err)?;
         if offset + len as u64 > self.limit {
             return Err(decode_err(DecodeError::Incomplete));
         }
