@@ -2,7 +2,8 @@
 //!
 //! `cargo bench -p azoth-file --bench file_log` prints a table; `AZOTH_BENCH_EVENTS` sets the
 //! size of the large log (default 1 000 000 events of 100 bytes) and `AZOTH_BENCH_SEGMENT` the
-//! segment size of the append case (default 64 MiB). Run without `--bench` (as
+//! segment size of the append case (default 64 MiB); `AZOTH_BENCH_TAIL_EVENTS=10000000` adds
+//! the tail read on a log of that many events. Run without `--bench` (as
 //! `cargo test --all-targets` does) it only smoke-runs every case on a tiny log.
 
 use std::fs::File;
@@ -175,6 +176,40 @@ fn main() {
         tail_p50.as_secs_f64() / 1e-3,
     );
     drop(log);
+
+    // Optional: the tail read on a log of its own size (10 M events in the case).
+    if let Some(n) = std::env::var("AZOTH_BENCH_TAIL_EVENTS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        let dir = root.path().join("tail");
+        let big = FileLogOptions::default()
+            .sync_mode(SyncMode::Never)
+            .open(&dir)
+            .unwrap();
+        let batch = events(0, BATCH);
+        for i in 0..n / BATCH as u64 {
+            big.append_batch_with_ids(1 + i * BATCH as u64, &batch)
+                .unwrap();
+        }
+        let newest = big.newest_event_id().unwrap();
+        let mut tail: Vec<Duration> = (0..200)
+            .map(|_| {
+                let t = Instant::now();
+                assert_eq!(big.iter_range(newest - 99, None).unwrap().count(), 100);
+                t.elapsed()
+            })
+            .collect();
+        let p50 = percentile(&mut tail, 0.5);
+        row(
+            &format!("iter_range(newest − 100) on {newest} events, p50"),
+            format!("{p50:?}"),
+            "goal 1 ms".into(),
+            p50.as_secs_f64() / 1e-3,
+        );
+        drop(big);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 
     // Open time of a log with many sealed segments: O(segments) + the active segment's scan.
     let many = root.path().join("many");
