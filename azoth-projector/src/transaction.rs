@@ -276,6 +276,10 @@ impl Transaction {
             return Ok(Vec::new());
         }
         let drafts = ops.into_iter().map(Draft::Write).collect();
+        if reads.is_empty() {
+            // Blind writes depend on nothing: a plain atomic batch.
+            return core.write(drafts);
+        }
         core.write_validated(drafts, reads)
     }
 
