@@ -697,3 +697,32 @@ fn transactions_are_send_and_async_transact_retries() {
     });
     assert_eq!(decode(adb.database().get(b"n").unwrap()).unwrap(), 200);
 }
+
+/// A key written by a projection of an application event is versioned like any other: a
+/// transaction that read it conflicts.
+#[test]
+fn a_projected_write_conflicts_with_a_transaction_that_read_the_key() {
+    use azoth_projector::ProjectionContext;
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::new(dir.path())
+        .sync_mode(SyncMode::Never)
+        .projection(
+            |kind: &str, payload: &[u8], view: &mut ProjectionContext<'_>| {
+                if kind == "Renamed" {
+                    view.put(b"user:1:name", payload)?;
+                }
+                Ok(())
+            },
+        );
+    let db = Database::open_with(config).unwrap();
+    let mut t = db.begin_transaction().unwrap();
+    assert_eq!(t.get(b"user:1:name").unwrap(), None);
+    t.put(b"user:1:seen", b"yes").unwrap();
+    db.append_event("Renamed", b"Ada").unwrap();
+    assert!(matches!(t.commit(), Err(AzothError::Conflict)));
+    let mut t = db.begin_transaction().unwrap();
+    assert_eq!(t.scan_prefix(b"user:1:").unwrap().len(), 1);
+    t.put(b"user:1:seen", b"yes").unwrap();
+    db.append_event("Renamed", b"Grace").unwrap();
+    assert!(matches!(t.commit(), Err(AzothError::Conflict)));
+}
