@@ -24,7 +24,9 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
-use azoth_core::{AzothError, Key, Operation, OperationId, Result, StoreWrite, Value};
+use azoth_core::{
+    AzothError, Entry, Key, Operation, OperationId, Result, StoreWrite, Value, prefix_successor,
+};
 
 use crate::database::Database;
 use crate::engine::Core;
@@ -87,7 +89,7 @@ impl ReadSet {
                 && now
                     .iter()
                     .zip(&scan.seen)
-                    .all(|(a, b)| a.0 == b.0 && a.1.operation_id == b.1);
+                    .all(|(a, b)| a.key == b.0 && a.operation_id == b.1);
             if !same {
                 return Err(AzothError::Conflict);
             }
@@ -104,12 +106,10 @@ fn current_version(view: &View, key: &[u8]) -> Result<Option<OperationId>> {
 }
 
 /// The view's live entries under `prefix`, in key order.
-fn scan_view(view: &View, prefix: &[u8]) -> Result<Vec<(Key, azoth_core::Entry)>> {
-    let end = azoth_core::prefix_successor(prefix);
+fn scan_view(view: &View, prefix: &[u8]) -> Result<Vec<Entry>> {
+    let end = prefix_successor(prefix);
     let start = (!prefix.is_empty()).then_some(prefix);
-    view.range(start, end.as_deref())?
-        .map(|r| r.map(|e| (e.key.clone(), e)))
-        .collect()
+    view.range(start, end.as_deref())?.collect()
 }
 
 /// A serializable, optimistic transaction: reads see the database and the transaction's own
@@ -207,10 +207,10 @@ impl Transaction {
         let found = scan_view(&self.core.view, prefix)?;
         let mut merged: BTreeMap<Key, Value> = BTreeMap::new();
         let mut seen = Vec::with_capacity(found.len());
-        for (key, entry) in found {
-            seen.push((key.clone(), entry.operation_id));
+        for entry in found {
+            seen.push((entry.key.clone(), entry.operation_id));
             if let Some(value) = entry.value {
-                merged.insert(key, value);
+                merged.insert(entry.key, value);
             }
         }
         for (key, own) in self.writes.range(prefix.to_vec()..) {
