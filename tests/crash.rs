@@ -60,6 +60,10 @@ fn crash_child() {
             writeln!(out, "ack {k}").unwrap();
         }
         if i % 11 == 0 {
+            // Announce the delete first: if the kill lands between the delete and its
+            // acknowledgement, the key may be either present or gone.
+            writeln!(out, "deleting k{:08}", i - 1).unwrap();
+            out.flush().unwrap();
             db.delete(format!("k{:08}", i - 1).as_bytes()).unwrap();
             writeln!(out, "del k{:08}", i - 1).unwrap();
         }
@@ -123,6 +127,9 @@ fn run_rounds(backend: &str) {
             if let Some(k) = line.strip_prefix("ack ") {
                 acked.insert(k.to_owned(), true);
                 round_acks += 1;
+            } else if let Some(k) = line.strip_prefix("deleting ") {
+                // Unknown until the delete is acknowledged.
+                acked.remove(k);
             } else if let Some(k) = line.strip_prefix("del ") {
                 acked.insert(k.to_owned(), false);
             }
