@@ -625,18 +625,20 @@ impl Runner {
     fn run(mut self) {
         let outcome = self.deliver_all();
         let shared = Arc::clone(&self.shared);
-        match outcome {
-            Halt::Stopped => {}
-            Halt::Failed(reason) => {
-                tracing::error!(subscription = %shared.name, position = self.position, %reason, "subscription failed");
-                shared
-                    .mode
-                    .store(SubscriptionMode::Failed.as_u8(), Ordering::Release);
-                *shared.failure.lock() = Some(reason);
-                self.core.subscriptions.remove_live(&shared);
-            }
+        // Stored before the mode says `Failed`, so whoever sees a failed subscription also
+        // finds its position stored (checkpoint does nothing for streams).
+        if let Err(e) = self.checkpoint(true) {
+            tracing::warn!(subscription = %shared.name, error = %e, "storing the position failed");
         }
-        if !self.shared.durable {
+        if let Halt::Failed(reason) = outcome {
+            tracing::error!(subscription = %shared.name, position = self.position, %reason, "subscription failed");
+            self.core.subscriptions.remove_live(&shared);
+            *shared.failure.lock() = Some(reason);
+            shared
+                .mode
+                .store(SubscriptionMode::Failed.as_u8(), Ordering::Release);
+        }
+        if !shared.durable {
             // Nobody unsubscribes a stream: it ends when its receiver goes.
             self.core.subscriptions.remove_live(&shared);
             let mut running = self.core.subscriptions.running.lock();
@@ -646,10 +648,6 @@ impl Runner {
             {
                 running.remove(&shared.name);
             }
-            return;
-        }
-        if let Err(e) = self.checkpoint(true) {
-            tracing::warn!(subscription = %shared.name, error = %e, "storing the position failed");
         }
     }
 
@@ -747,7 +745,13 @@ impl Runner {
                 if !self.shared.active.load(Ordering::Acquire) {
                     return Err(Halt::Stopped);
                 }
-                catch_unwind(AssertUnwindSafe(|| self.handler.handle(&event)))
+                let outcome = catch_unwind(AssertUnwindSafe(|| self.handler.handle(&event)));
+                if matches!(outcome, Ok(Ok(()))) {
+                    // Under the gate, so an `unsubscribe` that waited for this call stores
+                    // a position that includes it.
+                    self.shared.position.store(id, Ordering::Release);
+                }
+                outcome
             };
             let error = match outcome {
                 Ok(Ok(())) => break,

@@ -143,6 +143,10 @@ fn a_durable_subscription_resumes_after_restart_without_a_gap() {
     }
     wait_for("the second run", || len(&seen) == 500);
     assert_eq!(*seen.lock().unwrap(), (501..=1000).collect::<Vec<_>>());
+    // The position advances when the handler has returned, just after it recorded the id.
+    wait_for("the position", || {
+        db.stats().unwrap().subscriptions[0].position == 1000
+    });
     let stats = db.stats().unwrap();
     assert_eq!(stats.subscriptions.len(), 1);
     assert_eq!(stats.subscriptions[0].position, 1000);
@@ -372,9 +376,10 @@ fn sixteen_subscriptions_each_get_every_event_in_order() {
             "sub{n}"
         );
     }
-    let stats = db.stats().unwrap();
-    assert_eq!(stats.subscriptions.len(), 16);
-    assert!(stats.subscriptions.iter().all(|s| s.lag == 0));
+    wait_for("every position", || {
+        db.stats().unwrap().subscriptions.iter().all(|s| s.lag == 0)
+    });
+    assert_eq!(db.stats().unwrap().subscriptions.len(), 16);
     assert_eq!(
         db.lowest_durable_position().unwrap().map(|p| p > 0),
         Some(true)
