@@ -229,8 +229,79 @@ impl DatabaseStats {
             }
             let _ = writeln!(out, "azoth_{name}_latency_seconds_count {}", summary.count);
         }
+        self.subscription_metrics(&mut out);
         out
     }
+
+    /// One labelled series per subscription and figure; nothing when there are none.
+    fn subscription_metrics(&self, out: &mut String) {
+        if self.subscriptions.is_empty() {
+            return;
+        }
+        type Figure = fn(&SubscriptionStats) -> f64;
+        let figures: [(&str, &str, &str, Figure); 6] = [
+            (
+                "subscription_position",
+                "gauge",
+                "Last event the handler finished.",
+                |s| s.position as f64,
+            ),
+            (
+                "subscription_lag_events",
+                "gauge",
+                "Events committed after the position.",
+                |s| s.lag as f64,
+            ),
+            (
+                "subscription_failed",
+                "gauge",
+                "1 when the subscription has failed.",
+                |s| {
+                    f64::from(u8::from(
+                        s.mode == crate::subscription::SubscriptionMode::Failed,
+                    ))
+                },
+            ),
+            (
+                "subscription_delivered_total",
+                "counter",
+                "Events handled.",
+                |s| s.delivered as f64,
+            ),
+            (
+                "subscription_errors_total",
+                "counter",
+                "Failed handler calls.",
+                |s| s.errors as f64,
+            ),
+            (
+                "subscription_dead_letters_total",
+                "counter",
+                "Events dead-lettered.",
+                |s| s.dead_letters as f64,
+            ),
+        ];
+        for (name, kind, help, value) in figures {
+            let _ = writeln!(out, "# HELP azoth_{name} {help}");
+            let _ = writeln!(out, "# TYPE azoth_{name} {kind}");
+            for s in &self.subscriptions {
+                let _ = writeln!(
+                    out,
+                    "azoth_{name}{{subscription=\"{}\"}} {}",
+                    escape_label(&s.name),
+                    value(s)
+                );
+            }
+        }
+    }
+}
+
+/// A Prometheus label value: backslash, double quote and newline escaped.
+fn escape_label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 #[cfg(test)]

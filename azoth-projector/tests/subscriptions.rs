@@ -152,6 +152,11 @@ fn a_durable_subscription_resumes_after_restart_without_a_gap() {
     assert_eq!(stats.subscriptions[0].position, 1000);
     assert_eq!(stats.subscriptions[0].lag, 0);
     assert_eq!(stats.subscriptions[0].delivered, 500);
+    assert!(
+        db.metrics_text()
+            .unwrap()
+            .contains("azoth_subscription_position{subscription=\"notifier\"} 1000\n")
+    );
     db.unsubscribe_with("notifier", StoredPosition::Forget)
         .unwrap();
     assert_eq!(db.subscription_position("notifier").unwrap(), None);
