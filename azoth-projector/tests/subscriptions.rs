@@ -486,3 +486,39 @@ fn a_subscription_reads_archived_segments_like_live_ones() {
     assert_eq!(*all.lock().unwrap(), (1..=2_001).collect::<Vec<_>>());
     assert_eq!(*tail.lock().unwrap(), (101..=2_001).collect::<Vec<_>>());
 }
+
+#[test]
+fn a_handler_may_write_and_unsubscribe_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open_with(config(dir.path())).unwrap();
+    let calls = Arc::new(AtomicU64::new(0));
+    let (inner_db, count) = (db.clone(), Arc::clone(&calls));
+    db.subscribe(
+        "echo",
+        move |e: &DatabaseEvent| {
+            count.fetch_add(1, Ordering::SeqCst);
+            if let DatabaseEvent::WriteEvent { .. } = e {
+                // A write from inside a handler: published to this subscription too.
+                inner_db.append_event("Echo", &e.event_id().to_be_bytes())?;
+            }
+            if e.event_id() == 4 {
+                inner_db.unsubscribe("echo")?;
+            }
+            Ok(())
+        },
+        SubscribeFrom::Beginning,
+    )
+    .unwrap();
+    db.put(b"a", b"1").unwrap();
+    db.put(b"b", b"2").unwrap();
+    wait_for("the self-unsubscribe", || {
+        db.stats().unwrap().subscriptions.is_empty()
+    });
+    std::thread::sleep(Duration::from_millis(20));
+    db.put(b"c", b"3").unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(calls.load(Ordering::SeqCst), 4);
+    // Event 4 was in flight when it unsubscribed, so the stored position stops before it.
+    assert_eq!(db.subscription_position("echo").unwrap(), Some(3));
+    db.close().unwrap();
+}
