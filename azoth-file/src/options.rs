@@ -12,7 +12,10 @@ use crate::log::FileEventLog;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RecoveryMode {
     /// Cut the damaged tail off, log how many bytes (and events, when known) were dropped, and
-    /// open. Only the unacknowledged tail of a crash is lost this way. The default.
+    /// open. Only the unacknowledged tail of a crash is lost this way. With
+    /// [`SyncMode::Always`], a damaged block followed by a whole block is not a torn write
+    /// (each block was synced before the next was written): open then refuses with
+    /// `Corruption` rather than cut acknowledged events. The default.
     #[default]
     TruncateTail,
     /// Refuse to open with [`AzothError::Corruption`](azoth_core::AzothError::Corruption)

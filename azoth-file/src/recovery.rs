@@ -10,7 +10,9 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use azoth_core::{ArchiveReader, AzothError, ChainHash, EventId, GENESIS_HASH, Location, Result};
+use azoth_core::{
+    ArchiveReader, AzothError, ChainHash, EventId, GENESIS_HASH, Location, Result, SyncMode,
+};
 
 use crate::file_name::{self, FileKind, INDEX_EXT, SEGMENT_EXT};
 use crate::format::{
@@ -360,6 +362,22 @@ fn open_active(
                         format!("damaged tail of {dropped_bytes} bytes: {:?}", failure.1),
                     ));
                 }
+                // Under `Always` every block was synced before the next was written, so a
+                // whole block after the damaged one means damage, not a torn write: cutting
+                // there would drop acknowledged events.
+                RecoveryMode::TruncateTail
+                    if options.sync_mode == SyncMode::Always
+                        && valid_block_follows(path, failure.0, len, s.end_id) =>
+                {
+                    return Err(AzothError::corruption(
+                        location,
+                        format!(
+                            "damaged block followed by whole blocks in the active segment \
+                             (not a torn tail, so nothing is truncated): {:?}",
+                            failure.1
+                        ),
+                    ));
+                }
                 RecoveryMode::TruncateTail => {
                     tracing::warn!(
                         %location,
@@ -396,6 +414,27 @@ fn open_active(
         offset: s.end_offset,
         last_hash: s.last_hash,
     })
+}
+
+/// True when the damaged block at `offset` has a whole header and a whole, valid block after
+/// it that continues past `expected_id`.
+fn valid_block_follows(path: &Path, offset: u64, len: u64, expected_id: EventId) -> bool {
+    let Ok(file) = File::open(path) else {
+        return false;
+    };
+    let mut b = [0u8; FRAME_EVENTS];
+    let Ok(n) = read_up_to(&file, &mut b, offset) else {
+        return false;
+    };
+    let Ok(block_len) = frame_header_len(&b[..n]) else {
+        return false;
+    };
+    let next = offset + block_len as u64;
+    if next >= len {
+        return false;
+    }
+    let mut reader = BlockReader::new(file, next, len);
+    matches!(reader.next_frame(), Ok(Some((_, frame))) if frame.first_event_id > expected_id)
 }
 
 /// The event count of the torn block at `offset`, if its header is whole and valid.
