@@ -38,11 +38,12 @@ fn damaged_log(sync_mode: SyncMode) -> tempfile::TempDir {
 #[test]
 fn always_refuses_to_truncate_acknowledged_blocks() {
     let dir = damaged_log(SyncMode::Always);
-    let err = FileLogOptions::default()
+    let Err(err) = FileLogOptions::default()
         .sync_mode(SyncMode::Always)
         .open(dir.path())
-        .err()
-        .expect("open must refuse");
+    else {
+        panic!("open must refuse");
+    };
     match err {
         AzothError::Corruption { location, .. } => {
             assert_eq!(location.event_id, Some(2));
