@@ -9,6 +9,7 @@
 //! | [`store`] | the [`CanonicalStore`] trait: the durable key-value store under the view |
 //! | [`handler`] | [`EventHandler`]: subscribers |
 //! | [`sync_mode`] | [`SyncMode`]: when appends are made durable |
+//! | [`dir_lock`] | [`DirLock`]: one writer per directory |
 //! | [`codec`] | `DatabaseEvent` ⇄ bytes, versioned |
 //! | [`chain`] | the hash chain linking every block to the one before it |
 //! | [`verify`] | [`VerifyReport`]: what an integrity check found |
@@ -38,6 +39,7 @@
 pub mod archive;
 pub mod chain;
 pub mod codec;
+pub mod dir_lock;
 pub mod error;
 pub mod event_log;
 pub mod handler;
@@ -53,6 +55,7 @@ pub mod verify;
 pub use archive::{ArchiveReader, ArchiveSummary, ArchiveVerify, ArchiveWriter};
 pub use chain::{BlockHasher, ChainHash, GENESIS_HASH, block_hash};
 pub use codec::{EVENT_FORMAT_VERSION, decode_event, encode_event, encode_event_into};
+pub use dir_lock::{DirLock, LOCK_FILE};
 pub use error::{AzothError, DatabaseResult, Location, Result};
 pub use event_log::{EventLog, EventLogIterator, EventLogStats};
 pub use handler::EventHandler;

@@ -14,7 +14,7 @@ pub const ARCHIVE_EXT: &str = "azarc";
 /// The extension of files being written before an atomic rename.
 pub const TEMP_EXT: &str = "tmp";
 /// The name of the lock file in the log directory.
-pub const LOCK_FILE: &str = "LOCK";
+pub use azoth_core::LOCK_FILE;
 
 /// What a file in the log directory is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -38,7 +38,6 @@
 //! | `verify` | checksums and hash chain of the whole log |
 //! | `archive` | archival of sealed segments (zstd, portable format), [`FileLogStats`] |
 //! | `gaps` | the record of id ranges retention removed from the middle |
-//! | `lock` | the exclusive directory lock |
 //! | `file_name` | the 20-digit file names |
 //! | `fs` | the file-system layer tests swap to inject faults (hidden) |
 //!
@@ -73,7 +72,6 @@ pub mod format;
 pub mod fs;
 mod gaps;
 mod index;
-mod lock;
 mod log;
 mod options;
 mod reader;

@@ -15,12 +15,12 @@ use crate::file_name::{self, INDEX_EXT, SEGMENT_EXT, TEMP_EXT};
 use crate::format::{SEGMENT_HEADER_LEN, encode_frame, frame_len};
 use crate::fs::WritableFile;
 use crate::index::SegmentIndex;
-use crate::lock::DirLock;
 use crate::options::FileLogOptions;
 use crate::reader::FileLogIter;
 use crate::recovery::{create_segment, recover};
 use crate::segment::Segment;
 use crate::unit::{Unit, Units};
+use azoth_core::DirLock;
 
 /// The largest frame buffer kept between appends.
 const KEEP_BUFFER: usize = 16 * 1024 * 1024;

@@ -7,7 +7,6 @@
 //! | `store.rs`, `store_options.rs`, `store_iter.rs`, `value.rs` | [`LmdbStore`] |
 //!
 //! | `log.rs`, `log_options.rs`, `log_format.rs`, `log_iter.rs`, `log_verify.rs`, `log_archive.rs` | [`LmdbEventLog`] |
-//! | `lock.rs` | the exclusive directory lock |
 //! | `error.rs` | heed's errors as [`AzothError`](azoth_core::AzothError) |
 //!
 //! ```
@@ -35,7 +34,6 @@
 mod env;
 mod error;
 mod fsutil;
-mod lock;
 mod log;
 mod log_archive;
 mod log_format;

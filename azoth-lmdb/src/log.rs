@@ -26,13 +26,13 @@ use parking_lot::Mutex;
 
 use crate::env::{EnvConfig, LmdbEnv};
 use crate::error::TxnError;
-use crate::lock::DirLock;
 use crate::log_format::{
     BlockRecord, SegmentRecord, SegmentState, decode_event, encode_event, id_key, key_id,
 };
 use crate::log_iter::LogIter;
 use crate::log_options::LmdbLogOptions;
 use crate::store::Db;
+use azoth_core::DirLock;
 
 /// The environment and its databases, shared with iterators.
 pub(crate) struct LogShared {

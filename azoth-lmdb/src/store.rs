@@ -28,10 +28,10 @@ use heed::{CommitOrAbort, CompactionOption, Database};
 use parking_lot::{Mutex, RwLock};
 
 use crate::env::{EnvConfig, LmdbEnv};
-use crate::lock::DirLock;
 use crate::store_iter::RangeIter;
 use crate::store_options::LmdbStoreOptions;
 use crate::{fsutil, value};
+use azoth_core::DirLock;
 
 /// A database of raw bytes, valid for the life of its environment.
 pub(crate) type Db = Database<'static, Bytes, Bytes>;

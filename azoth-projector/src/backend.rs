@@ -11,9 +11,9 @@
 //!                     it and switches VIEW atomically
 //! ```
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use azoth_core::{
@@ -22,7 +22,6 @@ use azoth_core::{
 };
 use azoth_file::{FileEventLog, FileLogOptions};
 use azoth_lmdb::{LmdbEventLog, LmdbLogOptions, LmdbStore};
-use fs2::FileExt;
 
 use crate::config::{Config, LogBackend, StoreBackend};
 
@@ -199,29 +198,6 @@ fn remove_stale_views(dir: &Path, current: &str) {
     }
 }
 
-/// The exclusive lock on the data directory, held until the database closes.
-pub(crate) fn lock_dir(dir: &Path) -> Result<File> {
-    fs::create_dir_all(dir)?;
-    let path: PathBuf = dir.join("LOCK");
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)?;
-    file.try_lock_exclusive().map_err(|e| {
-        if e.kind() == std::io::ErrorKind::WouldBlock
-            || e.raw_os_error() == fs2::lock_contended_error().raw_os_error()
-        {
-            AzothError::Locked {
-                path: dir.to_path_buf(),
-            }
-        } else {
-            AzothError::Io(e)
-        }
-    })?;
-    Ok(file)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,15 +211,5 @@ mod tests {
         assert!(!is_view_name("../etc"));
         assert_eq!(next_view_name("view"), "view-1");
         assert_eq!(next_view_name("view-7"), "view-8");
-    }
-
-    #[test]
-    fn a_second_lock_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let _held = lock_dir(dir.path()).unwrap();
-        assert!(matches!(
-            lock_dir(dir.path()),
-            Err(AzothError::Locked { .. })
-        ));
     }
 }

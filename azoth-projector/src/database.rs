@@ -71,7 +71,7 @@ impl Database {
     /// # Errors
     /// As [`open`](Self::open); `Config` for invalid settings.
     pub fn open_with(config: Config) -> Result<Self> {
-        let lock = backend::lock_dir(&config.dir)?;
+        let lock = azoth_core::DirLock::acquire(&config.dir)?;
         let log = backend::open_log(&config)?;
         let store = backend::open_store(&config)?;
         Self::from_parts(config, log, store, Some(lock))
@@ -96,7 +96,7 @@ impl Database {
         config: Config,
         log: LogHandle,
         store: Arc<dyn CanonicalStore>,
-        lock: Option<std::fs::File>,
+        lock: Option<azoth_core::DirLock>,
     ) -> Result<Self> {
         let core = Core::open(config, log, store, lock)?;
         Ok(Self {

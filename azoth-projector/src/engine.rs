@@ -1,15 +1,14 @@
 //! [`Core`]: the state every handle shares — the view, the writer, the log — and the work
 //! behind the handles: committing a group, replaying the log, flushing, closing.
 
-use std::fs::File;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use azoth_core::{
-    AzothError, CanonicalStore, DatabaseEvent, EventId, EventLog, Location, OperationId, Result,
-    StoreWrite, Timestamp, decode_event, encode_event,
+    AzothError, CanonicalStore, DatabaseEvent, DirLock, EventId, EventLog, Location, OperationId,
+    Result, StoreWrite, Timestamp, decode_event, encode_event,
 };
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Mutex, RwLock};
@@ -48,7 +47,7 @@ pub(crate) struct Core {
     /// `Database::transact` attempts share it; an attempt after repeated conflicts takes it
     /// exclusively, so that it cannot be starved.
     pub(crate) transact_gate: RwLock<()>,
-    dir_lock: Mutex<Option<File>>,
+    dir_lock: Mutex<Option<DirLock>>,
     /// Where committed groups are published, and the subscription threads.
     pub(crate) subscriptions: Subscriptions,
 }
@@ -111,7 +110,7 @@ impl Core {
         config: Config,
         log: LogHandle,
         store: Arc<dyn CanonicalStore>,
-        dir_lock: Option<File>,
+        dir_lock: Option<DirLock>,
     ) -> Result<Arc<Self>> {
         let raw_log = log.log();
         let checkpoint = store.checkpoint()?;
