@@ -40,6 +40,10 @@ const POSITION_PREFIX: &str = "sub/";
 /// Metadata names of dead letters: `subdead/<name>/<event id, 20 digits>`. A prefix apart
 /// from `sub/`, so listing positions never lists dead letters.
 const DEAD_PREFIX: &str = "subdead/";
+/// Metadata names of dead letters' events: `subdeadev/<name>/<event id, 20 digits>`, holding
+/// the event as the log encodes it, so the dead letter can be handled later even after
+/// retention has removed the event from the log.
+const DEAD_EVENT_PREFIX: &str = "subdeadev/";
 /// The longest subscription name, in bytes.
 pub const MAX_SUBSCRIPTION_NAME_LEN: usize = 200;
 /// How long a retry backoff sleeps at a time, so an `unsubscribe` is not kept waiting.
@@ -203,14 +207,18 @@ pub struct SubscriptionStats {
     pub failure: Option<String>,
 }
 
-/// An event a handler kept failing on, recorded under [`FailurePolicy::DeadLetter`]; read
-/// the event itself with [`Database::events_since`](crate::Database::events_since)`(event_id - 1)`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An event a handler kept failing on, recorded under [`FailurePolicy::DeadLetter`] with the
+/// event itself, so it can be inspected or handled again later.
+#[derive(Debug, Clone, PartialEq)]
 pub struct DeadLetter {
     /// The event's id.
     pub event_id: EventId,
     /// The last error (or panic message) of the handler.
     pub error: String,
+    /// The event the handler failed on. `None` only for dead letters recorded before events
+    /// were kept with them; read those with
+    /// [`Database::events_since`](crate::Database::events_since)`(event_id - 1)`.
+    pub event: Option<DatabaseEvent>,
 }
 
 /// A committed group, as published to subscriptions: consecutive encoded events.
@@ -529,8 +537,8 @@ impl Subscriptions {
     pub(crate) fn dead_letters(core: &Core, name: &str) -> Result<Vec<DeadLetter>> {
         check_name(name)?;
         let prefix = format!("{DEAD_PREFIX}{name}/");
-        core.view
-            .store()?
+        let store = core.view.store()?;
+        store
             .list_metadata(&prefix)?
             .into_iter()
             .map(|(key, bytes)| {
@@ -538,13 +546,22 @@ impl Subscriptions {
                 let event_id = digits
                     .parse::<EventId>()
                     .map_err(|e| AzothError::Encoding(format!("dead letter name {key:?}: {e}")))?;
+                let event = store
+                    .get_metadata(&dead_event_key(name, event_id))?
+                    .map(|encoded| decode_event(&encoded))
+                    .transpose()?;
                 Ok(DeadLetter {
                     event_id,
                     error: String::from_utf8_lossy(&bytes).into_owned(),
+                    event,
                 })
             })
             .collect()
     }
+}
+
+fn dead_event_key(name: &str, id: EventId) -> String {
+    format!("{DEAD_EVENT_PREFIX}{name}/{id:020}")
 }
 
 fn forget_position(core: &Core, name: &str) -> Result<()> {
@@ -767,7 +784,7 @@ impl Runner {
                         return Err(Halt::Failed(format!("event {id}: {error}")));
                     }
                     FailurePolicy::DeadLetter => {
-                        self.dead_letter(id, &error)?;
+                        self.dead_letter(id, bytes, &error)?;
                         break;
                     }
                 }
@@ -783,13 +800,20 @@ impl Runner {
         Ok(())
     }
 
-    fn dead_letter(&self, id: EventId, error: &str) -> std::result::Result<(), Halt> {
+    fn dead_letter(&self, id: EventId, bytes: &[u8], error: &str) -> std::result::Result<(), Halt> {
         if self.shared.durable {
-            let key = format!("{DEAD_PREFIX}{}/{id:020}", self.shared.name);
-            self.core
-                .view
-                .store()?
-                .put_metadata(&key, error.as_bytes())?;
+            let name = &self.shared.name;
+            // One store transaction: a dead letter is never listed without its event.
+            self.core.view.store()?.apply(&StoreBatch {
+                metadata: vec![
+                    (
+                        format!("{DEAD_PREFIX}{name}/{id:020}"),
+                        Some(error.as_bytes().to_vec()),
+                    ),
+                    (dead_event_key(name, id), Some(bytes.to_vec())),
+                ],
+                ..StoreBatch::default()
+            })?;
         }
         self.shared.dead_letters.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -840,7 +864,8 @@ impl Runner {
 /// Events from a position, for tokio consumers: what
 /// [`AsyncDatabase::events_from`](crate::AsyncDatabase::events_from) returns. It reads the log
 /// from the position and then follows new commits; it ends (`None`) when the database closes.
-/// Dropping it stops the reading.
+/// Dropping it stops the reading. Read it with [`next`](Self::next), or as a
+/// [`futures_core::Stream`] with any stream combinator library.
 #[derive(Debug)]
 pub struct EventStream {
     rx: tokio::sync::mpsc::Receiver<(EventId, DatabaseEvent)>,
@@ -885,6 +910,19 @@ impl EventStream {
     /// The underlying receiver, e.g. for `tokio_stream::wrappers::ReceiverStream`.
     pub fn into_receiver(self) -> tokio::sync::mpsc::Receiver<(EventId, DatabaseEvent)> {
         self.rx
+    }
+}
+
+/// The [`futures_core::Stream`] of events, for `StreamExt` combinators and `select!` loops;
+/// the same items as [`EventStream::next`].
+impl futures_core::Stream for EventStream {
+    type Item = (EventId, DatabaseEvent);
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx)
     }
 }
 

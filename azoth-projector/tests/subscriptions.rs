@@ -338,9 +338,17 @@ fn dead_letters_record_what_the_handler_kept_failing_on() {
     );
     assert!(dead[0].error.contains("event 3 is refused"));
     assert!(dead[1].error.contains("event 7 panics"));
+    // Each dead letter keeps the event it was recorded for.
+    let events = db.get_events().unwrap();
+    assert_eq!(dead[0].event.as_ref(), Some(&events[2]));
+    assert_eq!(dead[1].event.as_ref(), Some(&events[6]));
     let stats = db.stats().unwrap().subscriptions;
     assert_eq!(stats[0].dead_letters, 2);
     assert_eq!(stats[0].mode, SubscriptionMode::Live);
+    // And they survive a reopen.
+    drop(db);
+    let db = Database::open_with(failing_config(dir.path(), FailurePolicy::DeadLetter)).unwrap();
+    assert_eq!(db.dead_letters("picky").unwrap(), dead);
 }
 
 #[test]
@@ -445,9 +453,21 @@ fn async_subscribe_unsubscribe_and_event_stream() {
         }
         wait_for("the async subscription", || len(&seen) == 50);
         assert_eq!(*seen.lock().unwrap(), (2..=51).collect::<Vec<_>>());
+        // The same stream through `futures_core::Stream`, as combinators poll it.
+        db.put(b"after".to_vec(), b"v".to_vec()).await.unwrap();
+        let polled = std::future::poll_fn(|cx| {
+            futures_core::Stream::poll_next(std::pin::Pin::new(&mut stream), cx)
+        })
+        .await;
+        assert_eq!(polled.map(|(id, _)| id), Some(52));
         db.unsubscribe("svc").await;
-        drop(stream);
         db.close().await.unwrap();
+        // Closing ends the stream.
+        let end = std::future::poll_fn(|cx| {
+            futures_core::Stream::poll_next(std::pin::Pin::new(&mut stream), cx)
+        })
+        .await;
+        assert!(end.is_none());
     });
 }
 
