@@ -26,7 +26,7 @@ pub use azoth_file as file;
 pub use azoth_lmdb as lmdb;
 pub use azoth_projector::{
     AsyncDatabase, Config, Database, DatabaseStats, DeadLetter, EventStream, Events, FailurePolicy,
-    LatencySummary, LogBackend, Projection, ProjectionContext, Range, StoreBackend, StoredPosition,
-    SubscribeFrom, SubscriptionConfig, SubscriptionMode, SubscriptionStats, Transaction,
-    decode_payload, encode_payload,
+    LatencySummary, LogBackend, Projection, ProjectionContext, Range, ReadOnlyDatabase,
+    StoreBackend, StoredPosition, SubscribeFrom, SubscriptionConfig, SubscriptionMode,
+    SubscriptionStats, Transaction, decode_payload, encode_payload,
 };

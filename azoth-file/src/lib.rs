@@ -21,7 +21,9 @@
 //!   file handles up to the published end, so they see whole acknowledged blocks and never
 //!   wait for the writer. Archival and retention run beside appends.
 //! - **Locking**: a second writer on the directory, in this process or another, gets
-//!   `Locked` at once; [`FileEventLog::open_read_only`] takes no lock and changes nothing.
+//!   `Locked` at once; [`FileEventLog::open_read_only`] takes no lock and changes nothing,
+//!   and follows the writer: each query of the log's ends and each new iterator first takes
+//!   in the whole blocks, rotations and removals the writer made since.
 //! - **Archival**: [`FileEventLog::archive`] turns sealed segments into the portable zstd
 //!   archives of `azoth_core::archive`, which stay readable and in the hash chain.
 //!
@@ -35,6 +37,7 @@
 //! | `unit` | the ordered units of the log (segments, archives) |
 //! | `reader` | the cross-segment streaming iterator |
 //! | `recovery` | opening a directory, repairing a torn tail |
+//! | `follow` | a read-only handle following the writer: new blocks, rotations, removals |
 //! | `verify` | checksums and hash chain of the whole log |
 //! | `archive` | archival of sealed segments (zstd, portable format), [`FileLogStats`] |
 //! | `gaps` | the record of id ranges retention removed from the middle |
@@ -67,6 +70,7 @@
 
 mod archive;
 pub mod file_name;
+mod follow;
 pub mod format;
 #[doc(hidden)]
 pub mod fs;

@@ -39,6 +39,10 @@ pub(crate) struct Shared {
     poisoned: Mutex<Option<String>>,
     /// The active segment's file, for the interval sync thread.
     active_file: Mutex<Option<Arc<dyn WritableFile>>>,
+    /// No writer: the units follow the directory (see `follow`).
+    pub(crate) read_only: bool,
+    /// One refresh of a read-only handle at a time.
+    pub(crate) follow: Mutex<()>,
 }
 
 impl Shared {
@@ -159,6 +163,8 @@ impl FileEventLog {
             options,
             poisoned: Mutex::new(None),
             active_file: Mutex::new(writer.as_ref().map(|w| Arc::clone(&w.file))),
+            read_only,
+            follow: Mutex::new(()),
         });
         let syncer = match (shared.options.sync_mode, read_only) {
             (SyncMode::IntervalMs(ms), false) => Some(spawn_syncer(&shared, ms)?),
@@ -175,6 +181,15 @@ impl FileEventLog {
     /// The log directory.
     pub fn dir(&self) -> &Path {
         &self.shared.dir
+    }
+
+    /// For a read-only handle, takes in what the writer appended, rotated or removed since
+    /// (see `follow.rs`); nothing for the writer's handle, which knows already.
+    pub(crate) fn follow(&self) -> Result<()> {
+        if self.shared.read_only {
+            crate::follow::refresh(&self.shared)?;
+        }
+        Ok(())
     }
 
     /// Serializes the jobs that remove units (archival, retention) with each other. They do
@@ -406,6 +421,7 @@ impl EventLog for FileEventLog {
     }
 
     fn next_event_id(&self) -> Result<EventId> {
+        self.follow()?;
         Ok(self.shared.units.read().next_id())
     }
 
@@ -414,6 +430,7 @@ impl EventLog for FileEventLog {
         start: EventId,
         end: Option<EventId>,
     ) -> Result<Box<dyn EventLogIterator>> {
+        self.follow()?;
         Ok(Box::new(FileLogIter::new(
             Arc::clone(&self.shared),
             start,
@@ -422,6 +439,7 @@ impl EventLog for FileEventLog {
     }
 
     fn get(&self, event_id: EventId) -> Result<Option<Vec<u8>>> {
+        self.follow()?;
         let mut it = FileLogIter::new(
             Arc::clone(&self.shared),
             event_id,
@@ -485,10 +503,12 @@ impl EventLog for FileEventLog {
     }
 
     fn oldest_event_id(&self) -> Result<EventId> {
+        self.follow()?;
         Ok(self.shared.units.read().oldest_id())
     }
 
     fn newest_event_id(&self) -> Result<EventId> {
+        self.follow()?;
         Ok(self.shared.units.read().next_id() - 1)
     }
 
@@ -507,6 +527,7 @@ impl EventLog for FileEventLog {
     }
 
     fn stats(&self) -> Result<EventLogStats> {
+        self.follow()?;
         let units = self.shared.units.read();
         let holding = || units.list.iter().filter(|u| u.end_id() > u.first_id());
         Ok(EventLogStats {

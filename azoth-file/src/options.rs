@@ -118,8 +118,11 @@ impl FileLogOptions {
         FileEventLog::open_with(dir.as_ref(), self, false)
     }
 
-    /// Opens the log in `dir` read-only: no lock, no repair, no writes. It sees the events
-    /// acknowledged when it was opened.
+    /// Opens the log in `dir` read-only: no lock, no repair, no writes. It follows a writer
+    /// of the directory (in this process or another): `next_event_id`, `newest_event_id`,
+    /// `iter_range`, `get`, `stats` and `verify` first take in the whole blocks appended and
+    /// the segments rotated, archived or removed since; a block still being written is not yet
+    /// visible (never an error).
     ///
     /// # Errors
     /// I/O errors; [`Corruption`](azoth_core::AzothError::Corruption) if the active segment's

@@ -81,6 +81,10 @@ impl FileLogIter {
         match self.try_open_next_unit() {
             // Archived or deleted between the lookup and the open: look again, once.
             Err(AzothError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                // A read-only handle learns of the change only by looking again.
+                if self.shared.read_only {
+                    crate::follow::refresh(&self.shared)?;
+                }
                 self.try_open_next_unit()
             }
             other => other,

@@ -90,12 +90,14 @@ fn scan(file: File, header: &SegmentHeader, len: u64) -> Scan {
     s
 }
 
-/// Opens the units of `dir`; see the module docs.
-///
-/// # Errors
-/// I/O errors; `Corruption` for damage that cannot be repaired, or any tail damage under
-/// [`RecoveryMode::Refuse`].
-pub fn recover(dir: &Path, options: &FileLogOptions, read_only: bool) -> Result<Recovered> {
+/// The unit files of `dir` (and the archive directory) by first id, an archive winning over
+/// a segment of the same id; and the segments an archive superseded. Removes temporary files
+/// unless `read_only`.
+fn find_units(
+    dir: &Path,
+    options: &FileLogOptions,
+    read_only: bool,
+) -> Result<(BTreeMap<EventId, Found>, Vec<PathBuf>)> {
     let fs = options.fs.as_ref();
     let mut found: BTreeMap<EventId, Found> = BTreeMap::new();
     let mut dirs = vec![dir.to_path_buf()];
@@ -132,6 +134,29 @@ pub fn recover(dir: &Path, options: &FileLogOptions, read_only: bool) -> Result<
             }
         }
     }
+    Ok((found, superseded))
+}
+
+/// The units `dir` holds now, as `(first id, is an archive)` in id order; changes nothing.
+///
+/// # Errors
+/// I/O errors listing the directories.
+pub(crate) fn list_units(dir: &Path, options: &FileLogOptions) -> Result<Vec<(EventId, bool)>> {
+    let (found, _) = find_units(dir, options, true)?;
+    Ok(found
+        .into_iter()
+        .map(|(id, f)| (id, matches!(f, Found::Archive(_))))
+        .collect())
+}
+
+/// Opens the units of `dir`; see the module docs.
+///
+/// # Errors
+/// I/O errors; `Corruption` for damage that cannot be repaired, or any tail damage under
+/// [`RecoveryMode::Refuse`].
+pub fn recover(dir: &Path, options: &FileLogOptions, read_only: bool) -> Result<Recovered> {
+    let fs = options.fs.as_ref();
+    let (mut found, superseded) = find_units(dir, options, read_only)?;
     if !read_only {
         for p in superseded {
             tracing::info!(segment = %p.display(), "removing a segment already archived");

@@ -45,6 +45,7 @@ impl FileEventLog {
         &self,
         mut progress: impl FnMut(VerifyProgress),
     ) -> Result<VerifyReport> {
+        self.follow()?;
         let units: Vec<Unit> = self.shared.units.read().list.clone();
         let mut report = VerifyReport::default();
         let mut p = VerifyProgress {

@@ -28,9 +28,21 @@
 //! since. Every commit bumps the generation and empties the pool, so an apply that returned
 //! is seen by every later read (read-your-writes), and no pooled snapshot pins pages older
 //! than the last commit.
+//!
+//! # One environment per process
+//!
+//! LMDB forbids opening one environment twice in a process (its POSIX locks are per process,
+//! so closing the second handle would drop the first one's locks), and heed refuses it. A
+//! read-only open of an environment this process already has open (an operator's
+//! `ReadOnlyDatabase` beside the application's `Database`) therefore shares the open
+//! environment, gate and all, instead of opening it again: see [`LmdbEnv::open`]. A writable
+//! open of an environment already open here is refused (`Locked`).
 
+use std::collections::HashMap;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Weak};
 
 use azoth_core::{AzothError, Result};
 use heed::{Env, EnvFlags, EnvOpenOptions, RoTxn, RwTxn, WithoutTls};
@@ -60,8 +72,26 @@ pub(crate) struct EnvConfig {
     pub(crate) read_only: bool,
 }
 
-/// An open LMDB environment with the gate, the writer lock and the read-transaction pool.
-pub(crate) struct LmdbEnv {
+/// The environments open in this process, by canonical directory, for read-only opens to
+/// share (module docs).
+static OPEN_ENVS: LazyLock<Mutex<HashMap<PathBuf, Weak<EnvState>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// An open LMDB environment with the gate, the writer lock and the read-transaction pool;
+/// cheap to clone (every clone is the same environment).
+#[derive(Clone)]
+pub(crate) struct LmdbEnv(Arc<EnvState>);
+
+impl Deref for LmdbEnv {
+    type Target = EnvState;
+
+    fn deref(&self) -> &EnvState {
+        &self.0
+    }
+}
+
+/// What an [`LmdbEnv`] shares between its clones.
+pub(crate) struct EnvState {
     env: Env<WithoutTls>,
     /// The directory of the environment (holding `data.mdb` and `lock.mdb`).
     dir: PathBuf,
@@ -87,10 +117,35 @@ impl std::fmt::Debug for LmdbEnv {
 
 impl LmdbEnv {
     /// Opens (creating if needed, unless read-only) the environment in `dir`.
+    ///
+    /// A read-only open of an environment this process already has open returns that
+    /// environment (module docs): reads through it are safe beside its writer, and nothing is
+    /// written through the read-only handle because its owner never begins a write.
     pub(crate) fn open(dir: &Path, config: EnvConfig) -> Result<Self> {
         if !config.read_only {
             std::fs::create_dir_all(dir)?;
+        } else if !dir.join("data.mdb").is_file() {
+            return Err(AzothError::NotFound(format!(
+                "no LMDB environment in {}",
+                dir.display()
+            )));
         }
+        let canonical = dir.canonicalize()?;
+        let mut open_envs = OPEN_ENVS.lock();
+        open_envs.retain(|_, env| env.strong_count() > 0);
+        if config.read_only {
+            if let Some(state) = open_envs.get(&canonical).and_then(Weak::upgrade) {
+                return Ok(Self(state));
+            }
+        }
+        let state = Arc::new(EnvState::open(dir, config)?);
+        open_envs.insert(canonical, Arc::downgrade(&state));
+        Ok(Self(state))
+    }
+}
+
+impl EnvState {
+    fn open(dir: &Path, config: EnvConfig) -> Result<Self> {
         let mut options = EnvOpenOptions::new().read_txn_without_tls();
         options
             .map_size(round_map_size(config.map_size))
@@ -113,7 +168,7 @@ impl LmdbEnv {
         // Azoth writes the file only through this environment, guarded by the directory lock
         // (`DirLock`) against a second writer, and never truncates or rewrites it in place
         // (compaction writes a new file beside it). A read-only handle in another process
-        // goes through LMDB's own lock file.
+        // goes through LMDB's own lock file; one in this process shares this environment.
         let env = unsafe { options.open(dir) }.map_err(|e| heed_error(e, dir))?;
         Ok(Self {
             env,

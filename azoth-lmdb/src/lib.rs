@@ -5,7 +5,7 @@
 //! | --- | --- |
 //! | `env.rs` | one environment: map growth, the read gate, pooled read transactions |
 //! | `store.rs`, `store_options.rs`, `store_iter.rs`, `value.rs` | [`LmdbStore`] |
-//!
+//! | `store_snapshot.rs` | [`LmdbStoreSnapshot`]: a read-only, lock-free view of a store directory |
 //! | `log.rs`, `log_options.rs`, `log_format.rs`, `log_iter.rs`, `log_verify.rs`, `log_archive.rs` | [`LmdbEventLog`] |
 //! | `error.rs` | heed's errors as [`AzothError`](azoth_core::AzothError) |
 //!
@@ -43,9 +43,11 @@ mod log_verify;
 mod store;
 mod store_iter;
 mod store_options;
+mod store_snapshot;
 mod value;
 
 pub use log::LmdbEventLog;
 pub use log_options::{DEFAULT_LOG_MAP_SIZE, LmdbLogOptions};
 pub use store::LmdbStore;
 pub use store_options::{DEFAULT_STORE_MAP_SIZE, LmdbStoreOptions};
+pub use store_snapshot::LmdbStoreSnapshot;

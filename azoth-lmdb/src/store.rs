@@ -37,20 +37,56 @@ use azoth_core::DirLock;
 pub(crate) type Db = Database<'static, Bytes, Bytes>;
 
 /// The key of the checkpoint in the `system` database.
-const CHECKPOINT_KEY: &[u8] = b"checkpoint";
+pub(crate) const CHECKPOINT_KEY: &[u8] = b"checkpoint";
 
 /// The file naming the live environment.
-const CURRENT_FILE: &str = "CURRENT";
+pub(crate) const CURRENT_FILE: &str = "CURRENT";
 
 /// One generation of the store's environment with its databases.
 pub(crate) struct StoreEnv {
     pub(crate) env: LmdbEnv,
     pub(crate) state: Db,
-    metadata: Db,
-    system: Db,
+    pub(crate) metadata: Db,
+    pub(crate) system: Db,
 }
 
 impl StoreEnv {
+    /// Opens the environment in `dir` read-only, without creating anything (its databases
+    /// must exist); shares it if this process has it open (see `env.rs`).
+    pub(crate) fn open_read_only(dir: &Path) -> Result<Self> {
+        let env = LmdbEnv::open(
+            dir,
+            EnvConfig {
+                map_size: crate::DEFAULT_STORE_MAP_SIZE,
+                max_dbs: 4,
+                no_sync: false,
+                read_only: true,
+            },
+        )?;
+        let rtxn = env.env().read_txn().map_err(|e| env.err(e))?;
+        let opened = env
+            .env()
+            .open_databases_and_commit(rtxn, |dbo, rtxn| -> heed::Result<_> {
+                let state = dbo.open_database::<Bytes, Bytes>(rtxn, Some("state"))?;
+                let metadata = dbo.open_database::<Bytes, Bytes>(rtxn, Some("metadata"))?;
+                let system = dbo.open_database::<Bytes, Bytes>(rtxn, Some("system"))?;
+                Ok(CommitOrAbort::<_, ()>::Commit((state, metadata, system)))
+            })
+            .map_err(|e| env.err(e))?;
+        match opened {
+            CommitOrAbort::Commit((Some(state), Some(metadata), Some(system))) => Ok(Self {
+                env,
+                state,
+                metadata,
+                system,
+            }),
+            _ => Err(AzothError::corruption(
+                Location::file(env.data_file()),
+                "the store's databases are missing",
+            )),
+        }
+    }
+
     fn open(dir: &Path, options: &LmdbStoreOptions) -> Result<Self> {
         let env = LmdbEnv::open(
             dir,
@@ -208,7 +244,7 @@ fn check_key(key: &[u8]) -> Result<()> {
     }
 }
 
-fn short_value(env: &LmdbEnv, key: &[u8]) -> AzothError {
+pub(crate) fn short_value(env: &LmdbEnv, key: &[u8]) -> AzothError {
     AzothError::corruption(
         Location::file(env.data_file()),
         format!("stored value of key {key:02x?} is shorter than its version header"),
@@ -405,12 +441,12 @@ impl CanonicalStore for LmdbStore {
 }
 
 /// The directory name of generation `generation`.
-fn env_name(generation: u64) -> String {
+pub(crate) fn env_name(generation: u64) -> String {
     format!("env-{generation:020}")
 }
 
 /// The live generation named by `CURRENT`; 0 for a new store.
-fn read_current(dir: &Path) -> Result<u64> {
+pub(crate) fn read_current(dir: &Path) -> Result<u64> {
     let path = dir.join(CURRENT_FILE);
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,

@@ -5,6 +5,8 @@ use std::collections::VecDeque;
 use std::ops::Bound;
 use std::sync::Arc;
 
+use parking_lot::Mutex;
+
 use azoth_core::{AzothError, Key, Location, Result, VersionedValue};
 
 use crate::env::StaticTxn;
@@ -15,6 +17,16 @@ use crate::value;
 /// memory bounded.
 const CHUNK: usize = 256;
 
+/// The snapshot an iterator reads: its own, or one a [`LmdbStoreSnapshot`] pins and shares
+/// (an LMDB read transaction may move between threads but not be used by two at once, hence
+/// the mutex).
+///
+/// [`LmdbStoreSnapshot`]: crate::LmdbStoreSnapshot
+pub(crate) enum IterTxn {
+    Owned(StaticTxn),
+    Shared(Arc<Mutex<StaticTxn>>),
+}
+
 /// Iterates `[from, end)` of one snapshot.
 ///
 /// The iterator owns a read transaction (its snapshot) but no cursor: each chunk opens a fresh
@@ -23,7 +35,7 @@ const CHUNK: usize = 256;
 /// needed, and the map can grow between chunks.
 pub(crate) struct RangeIter {
     store: Arc<StoreEnv>,
-    txn: Option<StaticTxn>,
+    txn: Option<IterTxn>,
     from: Bound<Vec<u8>>,
     end: Option<Vec<u8>>,
     buffer: VecDeque<(Key, VersionedValue)>,
@@ -33,7 +45,7 @@ impl RangeIter {
     /// An iterator over `[start, end)` of `txn`'s snapshot.
     pub(crate) fn new(
         store: Arc<StoreEnv>,
-        txn: StaticTxn,
+        txn: impl Into<IterTxn>,
         start: Option<&[u8]>,
         end: Option<&[u8]>,
     ) -> Self {
@@ -44,7 +56,7 @@ impl RangeIter {
             || matches!((start, end), (Some(s), Some(e)) if s >= e);
         Self {
             store,
-            txn: (!empty).then_some(txn),
+            txn: (!empty).then(|| txn.into()),
             from: start.map_or(Bound::Unbounded, |s| Bound::Included(s.to_vec())),
             end: end.map(<[u8]>::to_vec),
             buffer: VecDeque::new(),
@@ -53,44 +65,67 @@ impl RangeIter {
 
     /// Copies the next chunk into `buffer`; drops the snapshot when the range is exhausted.
     fn fill(&mut self) -> Result<()> {
-        let Some(txn) = &self.txn else {
-            return Ok(());
-        };
-        let env = &self.store.env;
-        let _gate = env.gate();
-        let bounds = (
-            self.from.as_ref().map(Vec::as_slice),
-            self.end
-                .as_deref()
-                .map_or(Bound::Unbounded, Bound::Excluded),
-        );
-        let iter = self
-            .store
-            .state
-            .range(txn, &bounds)
-            .map_err(|e| env.err(e))?;
-        let mut taken = 0;
-        for item in iter.take(CHUNK) {
-            let (key, stored) = item.map_err(|e| env.err(e))?;
-            let Some(versioned) = value::decode(stored) else {
-                if !self.buffer.is_empty() {
-                    // Hand out the good entries first; the next chunk starts at the damage.
-                    break;
+        let taken = {
+            let shared_guard;
+            let txn: &StaticTxn = match &self.txn {
+                None => return Ok(()),
+                Some(IterTxn::Owned(txn)) => txn,
+                Some(IterTxn::Shared(txn)) => {
+                    shared_guard = txn.lock();
+                    &shared_guard
                 }
-                return Err(AzothError::corruption(
-                    Location::file(env.data_file()),
-                    format!("stored value of key {key:02x?} is shorter than its version header"),
-                ));
             };
-            self.buffer.push_back((key.to_vec(), versioned));
-            taken += 1;
-        }
+            let env = &self.store.env;
+            let _gate = env.gate();
+            let bounds = (
+                self.from.as_ref().map(Vec::as_slice),
+                self.end
+                    .as_deref()
+                    .map_or(Bound::Unbounded, Bound::Excluded),
+            );
+            let iter = self
+                .store
+                .state
+                .range(txn, &bounds)
+                .map_err(|e| env.err(e))?;
+            let mut taken = 0;
+            for item in iter.take(CHUNK) {
+                let (key, stored) = item.map_err(|e| env.err(e))?;
+                let Some(versioned) = value::decode(stored) else {
+                    if !self.buffer.is_empty() {
+                        // Hand out the good entries first; the next chunk starts at the damage.
+                        break;
+                    }
+                    return Err(AzothError::corruption(
+                        Location::file(env.data_file()),
+                        format!(
+                            "stored value of key {key:02x?} is shorter than its version header"
+                        ),
+                    ));
+                };
+                self.buffer.push_back((key.to_vec(), versioned));
+                taken += 1;
+            }
+            taken
+        };
         if taken == 0 {
             self.txn = None;
         } else if let Some((last, _)) = self.buffer.back() {
             self.from = Bound::Excluded(last.clone());
         }
         Ok(())
+    }
+}
+
+impl From<StaticTxn> for IterTxn {
+    fn from(txn: StaticTxn) -> Self {
+        Self::Owned(txn)
+    }
+}
+
+impl From<Arc<Mutex<StaticTxn>>> for IterTxn {
+    fn from(txn: Arc<Mutex<StaticTxn>>) -> Self {
+        Self::Shared(txn)
     }
 }
 

@@ -154,7 +154,8 @@ pub(crate) fn remove_view(dir: &Path, name: &str) {
     }
 }
 
-fn current_view_dir(dir: &Path) -> Result<String> {
+/// The name of the current view directory: what `VIEW` says, or `view`.
+pub(crate) fn current_view_dir(dir: &Path) -> Result<String> {
     match fs::read_to_string(dir.join(VIEW_POINTER)) {
         Ok(name) => {
             let name = name.trim().to_owned();

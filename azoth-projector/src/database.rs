@@ -450,7 +450,7 @@ impl Database {
 
 /// The lazy iterator of [`Database::range`]: live entries in key order.
 pub struct Range {
-    inner: ViewRange,
+    pub(crate) inner: ViewRange,
 }
 
 impl Iterator for Range {
@@ -463,7 +463,7 @@ impl Iterator for Range {
 
 /// The lazy iterator of [`Database::events_since`]: `(EventId, event)` in log order.
 pub struct Events {
-    inner: Box<dyn EventLogIterator>,
+    pub(crate) inner: Box<dyn EventLogIterator>,
 }
 
 impl Iterator for Events {

@@ -11,6 +11,7 @@
 //! | `memtable` | recent writes, ordered, readable while the writer adds |
 //! | `view` | active memtable → frozen memtables → canonical store; the flush |
 //! | `projection` | [`Projection`]: the application's events → view writes |
+//! | `read_only` | [`ReadOnlyDatabase`]: inspecting a directory (even a live one) without a lock or a write |
 //! | `backend` | opening the log and store in the data directory, the lock, `verify` |
 //! | `stats` | [`DatabaseStats`], latency histograms, the Prometheus text |
 //! | `subscription` | [`SubscribeFrom`], named handlers fed after commit, catch-up, durable positions, [`EventStream`] |
@@ -48,6 +49,7 @@ mod database;
 mod engine;
 mod memtable;
 mod projection;
+mod read_only;
 mod stats;
 mod subscription;
 mod transaction;
@@ -64,6 +66,7 @@ pub use config::{
 };
 pub use database::{Database, Events, Range};
 pub use projection::{Projection, ProjectionContext, decode_payload, encode_payload};
+pub use read_only::ReadOnlyDatabase;
 pub use stats::{DatabaseStats, LatencySummary};
 pub use subscription::{
     DeadLetter, EventStream, FailurePolicy, MAX_SUBSCRIPTION_NAME_LEN, StoredPosition,

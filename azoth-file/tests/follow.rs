@@ -1,0 +1,113 @@
+//! A read-only handle follows the writer of its directory: new blocks in the active segment,
+//! new segments, archived segments; a block still being written is not yet visible.
+
+mod common;
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use azoth_core::EventLog;
+use azoth_file::FileEventLog;
+use common::*;
+
+#[test]
+fn a_read_only_handle_sees_what_the_writer_appends_after_it_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_small(dir.path(), 4096);
+    fill(&log, 1, 11, 3);
+    let ro = FileEventLog::open_read_only(dir.path()).unwrap();
+    assert_eq!(ro.newest_event_id().unwrap(), 10);
+    fill(&log, 11, 21, 4);
+    assert_eq!(ro.newest_event_id().unwrap(), 20, "same segment");
+    assert_eq!(ro.get(17).unwrap(), Some(event(17)));
+    log.rotate().unwrap();
+    fill(&log, 21, 400, 7);
+    assert!(segments(dir.path()).len() > 3);
+    assert_holds(&ro, 1, 400);
+    assert_eq!(ro.stats().unwrap().newest_event_id, 399);
+    assert!(ro.verify().unwrap().is_ok());
+}
+
+#[test]
+fn a_read_only_handle_iterates_while_the_writer_appends_and_rotates() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(open_small(dir.path(), 2048));
+    fill(&log, 1, 2, 1);
+    let ro = FileEventLog::open_read_only(dir.path()).unwrap();
+    const END: u64 = 3000;
+    let done = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (log, done) = (Arc::clone(&log), Arc::clone(&done));
+        std::thread::spawn(move || {
+            fill(&log, 2, END, 5);
+            done.store(true, Ordering::Release);
+        })
+    };
+    // Tail the log as `events --follow` does: read from the last id seen, again and again.
+    let mut next = 1;
+    loop {
+        let finished = done.load(Ordering::Acquire);
+        for item in ro.iter_range(next, None).unwrap() {
+            let (id, bytes) = item.unwrap();
+            assert_eq!(id, next, "ids are dense");
+            assert_eq!(bytes, event(id));
+            next += 1;
+        }
+        if finished && next == END {
+            break;
+        }
+        assert!(!finished || next < END, "read past the end");
+        if finished {
+            // One more pass after the writer finished picks up the rest.
+            continue;
+        }
+        std::thread::yield_now();
+    }
+    writer.join().unwrap();
+    assert_eq!(ro.newest_event_id().unwrap(), END - 1);
+}
+
+#[test]
+fn a_block_still_being_written_is_not_visible_and_not_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_small(dir.path(), 1 << 20);
+    fill(&log, 1, 6, 1);
+    let ro = FileEventLog::open_read_only(dir.path()).unwrap();
+    drop(log);
+    let active = segments(dir.path()).pop().unwrap();
+    let whole = std::fs::metadata(&active).unwrap().len();
+    // The first bytes of a block: what a reader may see while the writer's pwrite runs.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&active)
+        .unwrap();
+    f.write_all(&[0x42; 20]).unwrap();
+    drop(f);
+    assert_eq!(ro.newest_event_id().unwrap(), 5);
+    assert_holds(&ro, 1, 6);
+    // The writer's next open cuts the torn bytes and goes on; the reader follows.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&active)
+        .unwrap()
+        .set_len(whole)
+        .unwrap();
+    let log = open_small(dir.path(), 1 << 20);
+    fill(&log, 6, 9, 1);
+    assert_holds(&ro, 1, 9);
+}
+
+#[test]
+fn a_read_only_handle_follows_archival() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_small(dir.path(), 2048);
+    fill(&log, 1, 200, 4);
+    let ro = FileEventLog::open_read_only(dir.path()).unwrap();
+    assert_holds(&ro, 1, 200);
+    let archived = log.archive(150).unwrap();
+    assert!(!archived.is_empty());
+    fill(&log, 200, 260, 4);
+    assert_holds(&ro, 1, 260);
+    assert!(ro.verify().unwrap().is_ok());
+}
