@@ -13,6 +13,7 @@
 //! | [`codec`] | `DatabaseEvent` ⇄ bytes, versioned |
 //! | [`chain`] | the hash chain linking every block to the one before it |
 //! | [`verify`] | [`VerifyReport`]: what an integrity check found |
+//! | [`log_unit`] | [`LogUnit`]: a backend's segment or archive, for lifecycle jobs |
 //! | [`archive`] | the portable archive format: [`ArchiveWriter`], [`ArchiveReader`] |
 //! | [`memory_log`] | [`MemoryEventLog`]: the reference `EventLog`, in memory |
 //! | [`memory_store`] | [`MemoryStore`]: the reference `CanonicalStore`, in memory |
@@ -43,6 +44,7 @@ pub mod dir_lock;
 pub mod error;
 pub mod event_log;
 pub mod handler;
+pub mod log_unit;
 pub mod memory_log;
 pub mod memory_store;
 pub mod store;
@@ -59,6 +61,7 @@ pub use dir_lock::{DirLock, LOCK_FILE};
 pub use error::{AzothError, DatabaseResult, Location, Result};
 pub use event_log::{EventLog, EventLogIterator, EventLogStats};
 pub use handler::EventHandler;
+pub use log_unit::{LogUnit, UnitState};
 pub use memory_log::MemoryEventLog;
 pub use memory_store::MemoryStore;
 pub use store::{

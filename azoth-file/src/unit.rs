@@ -102,3 +102,32 @@ impl Units {
         self.list.last().map_or(1, Unit::end_id)
     }
 }
+
+impl crate::FileEventLog {
+    /// The log's units in id order, for lifecycle jobs: sealed segments and archives, then
+    /// the active segment last.
+    pub fn units(&self) -> Vec<azoth_core::LogUnit> {
+        use azoth_core::{LogUnit, UnitState};
+        let units = self.shared.units.read();
+        let active = units.list.len().saturating_sub(1);
+        units
+            .list
+            .iter()
+            .enumerate()
+            .map(|(i, u)| {
+                let (state, path) = match u {
+                    Unit::Segment(s) if i == active => (UnitState::Active, s.path.clone()),
+                    Unit::Segment(s) => (UnitState::Sealed, s.path.clone()),
+                    Unit::Archive(a) => (UnitState::Archived, a.path.clone()),
+                };
+                LogUnit {
+                    first_event_id: u.first_id(),
+                    end_event_id: u.end_id(),
+                    bytes: u.bytes(),
+                    state,
+                    path,
+                }
+            })
+            .collect()
+    }
+}

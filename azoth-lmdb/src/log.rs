@@ -18,7 +18,8 @@ use std::time::Duration;
 
 use azoth_core::{
     AzothError, ChainHash, EventId, EventLog, EventLogIterator, EventLogStats, GENESIS_HASH,
-    Location, Result, SyncMode, VerifyFailure, VerifyReport, block_hash,
+    Location, LogUnit, Result, SyncMode, UnitState, VerifyFailure, VerifyProgress, VerifyReport,
+    block_hash,
 };
 use heed::types::Bytes;
 use heed::{CommitOrAbort, PutFlags, RoTxn};
@@ -205,6 +206,13 @@ impl LmdbEventLog {
             }
         }
         let state = load_state(&shared)?;
+        if !read_only {
+            let archive_dir = options
+                .archive_dir
+                .clone()
+                .unwrap_or_else(|| dir.join("archive"));
+            crate::log_archive::remove_interrupted(&archive_dir);
+        }
         let syncer = match options.sync_mode {
             SyncMode::IntervalMs(ms) if !read_only => Some(start_syncer(&shared, ms)),
             _ => None,
@@ -292,8 +300,93 @@ impl LmdbEventLog {
     /// I/O errors reading the environment. Damage is reported in the returned report, not as
     /// an error.
     pub fn verify(&self) -> Result<VerifyReport> {
-        crate::log_verify::verify(&self.shared, &self.archive_dir())
+        self.verify_with_progress(|_| {})
     }
+
+    /// [`verify`](Self::verify), calling `progress` after each segment.
+    ///
+    /// # Errors
+    /// As [`verify`](Self::verify).
+    pub fn verify_with_progress(
+        &self,
+        mut progress: impl FnMut(VerifyProgress),
+    ) -> Result<VerifyReport> {
+        crate::log_verify::verify(&self.shared, &self.archive_dir(), &mut progress)
+    }
+
+    /// The log's segments in id order, for lifecycle jobs: sealed and archived segments,
+    /// then the active one last. A segment's bytes are those of its event records (keys and
+    /// values), summed from one snapshot, or its archive file's size.
+    ///
+    /// # Errors
+    /// Errors reading the environment; `Corruption` for a malformed segment record.
+    pub fn units(&self) -> Result<Vec<LogUnit>> {
+        let state = self.state()?;
+        let shared = &self.shared;
+        let txn = shared.env.snapshot()?;
+        let segments = {
+            let _gate = shared.env.gate();
+            shared.segments(&txn)?
+        };
+        let archive_dir = self.archive_dir();
+        let mut out = Vec::with_capacity(segments.len());
+        for (i, (first, rec)) in segments.iter().enumerate() {
+            let next_first = segments.get(i + 1).map(|(next, _)| *next);
+            let unit = match rec.state {
+                SegmentState::Archived => LogUnit {
+                    first_event_id: *first,
+                    end_event_id: rec.last + 1,
+                    bytes: crate::log_archive::archive_size(&archive_dir, *first).unwrap_or(0),
+                    state: UnitState::Archived,
+                    path: crate::log_archive::archive_path(&archive_dir, *first),
+                },
+                SegmentState::Sealed => LogUnit {
+                    first_event_id: *first,
+                    end_event_id: rec.last + 1,
+                    bytes: event_bytes(shared, &txn, *first, next_first)?,
+                    state: UnitState::Sealed,
+                    path: self.segment_path(*first),
+                },
+                SegmentState::Active => LogUnit {
+                    first_event_id: *first,
+                    end_event_id: state.next_id.max(*first),
+                    bytes: event_bytes(shared, &txn, *first, next_first)?,
+                    state: UnitState::Active,
+                    path: self.segment_path(*first),
+                },
+            };
+            out.push(unit);
+        }
+        Ok(out)
+    }
+}
+
+/// The bytes of the event records (keys and values) with ids in `[first, end)` (`None`: to
+/// the end of the log), read from `txn`.
+pub(crate) fn event_bytes(
+    shared: &LogShared,
+    txn: &RoTxn<'_>,
+    first: EventId,
+    end: Option<EventId>,
+) -> Result<u64> {
+    let _gate = shared.env.gate();
+    let lo = id_key(first);
+    let hi = end.map(id_key);
+    let bounds = (
+        Bound::Included(&lo[..]),
+        hi.as_ref()
+            .map_or(Bound::Unbounded, |h| Bound::Excluded(&h[..])),
+    );
+    let mut bytes = 0u64;
+    for item in shared
+        .events
+        .range(txn, &bounds)
+        .map_err(|e| shared.env.err(e))?
+    {
+        let (k, v) = item.map_err(|e| shared.env.err(e))?;
+        bytes += (k.len() + v.len()) as u64;
+    }
+    Ok(bytes)
 }
 
 fn open_databases(env: LmdbEnv, read_only: bool) -> Result<LogShared> {

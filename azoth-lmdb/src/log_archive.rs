@@ -87,6 +87,25 @@ pub(crate) fn remove_archive(shared: &LogShared, dir: &Path, first: EventId) {
     }
 }
 
+/// Removes the temporary files of archives a crash interrupted (`*.azarc.tmp`): the
+/// segment they copy is still in LMDB, and the next `archive` writes them afresh.
+pub(crate) fn remove_interrupted(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let suffix = format!(".{ARCHIVE_EXTENSION}.tmp");
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if name.to_str().is_some_and(|n| n.ends_with(&suffix)) {
+            let path = entry.path();
+            tracing::info!(path = %path.display(), "removing an interrupted archive");
+            if let Err(e) = std::fs::remove_file(&path) {
+                tracing::warn!(path = %path.display(), error = %e, "removing an interrupted archive failed");
+            }
+        }
+    }
+}
+
 /// The size of the archive of the segment starting at `first`.
 pub(crate) fn archive_size(dir: &Path, first: EventId) -> Result<u64> {
     Ok(std::fs::metadata(archive_path(dir, first))?.len())

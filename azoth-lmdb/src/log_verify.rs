@@ -4,14 +4,20 @@
 use std::ops::Bound;
 use std::path::Path;
 
-use azoth_core::{BlockHasher, ChainHash, EventId, Location, Result, VerifyReport};
+use azoth_core::{BlockHasher, ChainHash, EventId, Location, Result, VerifyProgress, VerifyReport};
 
 use crate::env::StaticTxn;
 use crate::log::{LogShared, failure};
 use crate::log_format::{BlockRecord, SegmentState, decode_event, id_key, key_id};
 
-/// Checks the whole log as of one snapshot.
-pub(crate) fn verify(shared: &LogShared, archive_dir: &Path) -> Result<VerifyReport> {
+/// Checks the whole log as of one snapshot, calling `progress` after each segment. Bytes
+/// count archive files and the event records of segments held in LMDB; the total is the
+/// same sum, taken from the snapshot before checking starts.
+pub(crate) fn verify(
+    shared: &LogShared,
+    archive_dir: &Path,
+    progress: &mut dyn FnMut(VerifyProgress),
+) -> Result<VerifyReport> {
     let txn = shared.env.snapshot()?;
     let segments = {
         let _gate = shared.env.gate();
@@ -25,7 +31,29 @@ pub(crate) fn verify(shared: &LogShared, archive_dir: &Path) -> Result<VerifyRep
     let mut report = VerifyReport::default();
     let data_file = shared.env.data_file();
     let mut expected: Option<(EventId, ChainHash)> = None;
-    for segment in segments {
+    let mut p = VerifyProgress {
+        segments_total: segments.len() as u64,
+        ..VerifyProgress::default()
+    };
+    let mut sizes = Vec::with_capacity(segments.len());
+    for (i, segment) in segments.iter().enumerate() {
+        let size = match segment {
+            Ok((first, rec)) if rec.state == SegmentState::Archived => {
+                crate::log_archive::archive_size(archive_dir, *first).unwrap_or(0)
+            }
+            Ok((first, _)) => {
+                let end = segments
+                    .get(i + 1)
+                    .and_then(|s| s.as_ref().ok())
+                    .map(|(next, _)| *next);
+                crate::log::event_bytes(shared, &txn, *first, end)?
+            }
+            Err(_) => 0,
+        };
+        sizes.push(size);
+    }
+    p.bytes_total = sizes.iter().sum();
+    for (segment, size) in segments.into_iter().zip(sizes) {
         let (first, rec) = match segment {
             Ok(s) => s,
             Err(e) => {
@@ -63,6 +91,9 @@ pub(crate) fn verify(shared: &LogShared, archive_dir: &Path) -> Result<VerifyRep
             )?,
             _ => verify_segment(shared, &txn, first, rec.prev, &mut report)?,
         };
+        p.segments_done += 1;
+        p.bytes_done += size;
+        progress(p);
         match outcome {
             Some(end) => expected = Some(end),
             None => return Ok(report),

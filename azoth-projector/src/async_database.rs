@@ -1,13 +1,16 @@
 //! [`AsyncDatabase`]: the database with async methods, for tokio programs.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use azoth_core::{
-    AzothError, DatabaseEvent, DatabaseResult, Entry, Key, Operation, OperationId, Value,
+    AzothError, DatabaseEvent, DatabaseResult, Entry, EventId, Key, Operation, OperationId, Value,
+    VerifyProgress, VerifyReport,
 };
 
 use crate::config::Config;
 use crate::database::Database;
+use crate::lifecycle::{ArchiveBoundary, CompactionReport, ViewVerifyReport};
+use crate::retention::RetentionReport;
 use crate::stats::DatabaseStats;
 
 /// The same database as [`Database`], with async methods.
@@ -171,13 +174,90 @@ impl AsyncDatabase {
         blocking(move || db.flush()).await
     }
 
-    /// Compacts the view, as [`Database::compact`].
+    /// Compacts, as [`Database::compact`] (flush, view store compaction, retention, a
+    /// `CompactionEvent`); [`compact_with_report`](Self::compact_with_report) returns what
+    /// it did.
     ///
     /// # Errors
     /// As [`Database::compact`].
     pub async fn compact(&self) -> DatabaseResult<()> {
+        self.compact_with_report().await.map(|_| ())
+    }
+
+    /// Compacts, as [`Database::compact`], and returns its report.
+    ///
+    /// # Errors
+    /// As [`Database::compact`].
+    pub async fn compact_with_report(&self) -> DatabaseResult<CompactionReport> {
         let db = self.db.clone();
         blocking(move || db.compact()).await
+    }
+
+    /// Seals the active log unit, as [`Database::rotate`].
+    ///
+    /// # Errors
+    /// As [`Database::rotate`].
+    pub async fn rotate(&self) -> DatabaseResult<PathBuf> {
+        let db = self.db.clone();
+        blocking(move || db.rotate()).await
+    }
+
+    /// Archives the sealed units at or below `up_to`, as [`Database::archive`].
+    ///
+    /// # Errors
+    /// As [`Database::archive`].
+    pub async fn archive(&self, up_to: EventId) -> DatabaseResult<Vec<PathBuf>> {
+        let db = self.db.clone();
+        blocking(move || db.archive(up_to)).await
+    }
+
+    /// Archives the sealed units `boundary` selects, as [`Database::archive_by`].
+    ///
+    /// # Errors
+    /// As [`Database::archive_by`].
+    pub async fn archive_by(&self, boundary: ArchiveBoundary) -> DatabaseResult<Vec<PathBuf>> {
+        let db = self.db.clone();
+        blocking(move || db.archive_by(boundary)).await
+    }
+
+    /// Applies the retention policy, as [`Database::apply_retention`].
+    ///
+    /// # Errors
+    /// As [`Database::apply_retention`].
+    pub async fn apply_retention(&self) -> DatabaseResult<RetentionReport> {
+        let db = self.db.clone();
+        blocking(move || db.apply_retention()).await
+    }
+
+    /// Checks the log's integrity, as [`Database::verify`].
+    ///
+    /// # Errors
+    /// As [`Database::verify`].
+    pub async fn verify(&self) -> DatabaseResult<VerifyReport> {
+        let db = self.db.clone();
+        blocking(move || db.verify()).await
+    }
+
+    /// Checks the log's integrity, calling `progress` after each unit (on a blocking-pool
+    /// thread), as [`Database::verify_with_progress`].
+    ///
+    /// # Errors
+    /// As [`Database::verify_with_progress`].
+    pub async fn verify_with_progress(
+        &self,
+        progress: impl FnMut(VerifyProgress) + Send + 'static,
+    ) -> DatabaseResult<VerifyReport> {
+        let db = self.db.clone();
+        blocking(move || db.verify_with_progress(progress)).await
+    }
+
+    /// Checks that the view equals a replay of the log, as [`Database::verify_view`].
+    ///
+    /// # Errors
+    /// As [`Database::verify_view`].
+    pub async fn verify_view(&self) -> DatabaseResult<ViewVerifyReport> {
+        let db = self.db.clone();
+        blocking(move || db.verify_view()).await
     }
 
     /// Counts, sizes and latencies, as [`Database::stats`].

@@ -17,8 +17,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use azoth_core::{
-    AzothError, CanonicalStore, EventLog, Location, MemoryStore, Result, VerifyFailure,
-    VerifyReport, decode_event,
+    AzothError, CanonicalStore, EventId, EventLog, Location, LogUnit, MemoryStore, Result,
+    UnitState, VerifyFailure, VerifyProgress, VerifyReport, decode_event,
 };
 use azoth_file::{FileEventLog, FileLogOptions};
 use azoth_lmdb::{LmdbEventLog, LmdbLogOptions, LmdbStore};
@@ -46,17 +46,64 @@ impl LogHandle {
         }
     }
 
-    pub(crate) fn verify(&self) -> Result<VerifyReport> {
+    pub(crate) fn verify(&self, progress: &mut dyn FnMut(VerifyProgress)) -> Result<VerifyReport> {
         match self {
-            LogHandle::File(log) => log.verify(),
-            LogHandle::Lmdb(log) => log.verify(),
-            LogHandle::Custom(log) => verify_by_decoding(log.as_ref()),
+            LogHandle::File(log) => log.verify_with_progress(progress),
+            LogHandle::Lmdb(log) => log.verify_with_progress(progress),
+            LogHandle::Custom(log) => verify_by_decoding(log.as_ref(), progress),
+        }
+    }
+
+    /// The log's units, oldest first, the active one last. A custom log is one active unit
+    /// (the trait does not show its units).
+    pub(crate) fn units(&self) -> Result<Vec<LogUnit>> {
+        match self {
+            LogHandle::File(log) => Ok(log.units()),
+            LogHandle::Lmdb(log) => log.units(),
+            LogHandle::Custom(log) => {
+                let stats = log.stats()?;
+                Ok(vec![LogUnit {
+                    first_event_id: stats.oldest_event_id,
+                    end_event_id: stats.newest_event_id + 1,
+                    bytes: stats.total_bytes,
+                    state: UnitState::Active,
+                    path: std::path::PathBuf::new(),
+                }])
+            }
+        }
+    }
+
+    /// Archives the sealed units whose events are all at or below `up_to`.
+    pub(crate) fn archive(&self, up_to: EventId) -> Result<Vec<std::path::PathBuf>> {
+        match self {
+            LogHandle::File(log) => log.archive(up_to),
+            LogHandle::Lmdb(log) => log.archive(up_to),
+            LogHandle::Custom(_) => Err(AzothError::Config(
+                "a log given to open_with_backends has no archival".into(),
+            )),
         }
     }
 }
 
 /// For logs without their own integrity check: every event decodes and ids are dense.
-fn verify_by_decoding(log: &dyn EventLog) -> Result<VerifyReport> {
+/// Progress is coarse: one call at the end, as one unit.
+fn verify_by_decoding(
+    log: &dyn EventLog,
+    progress: &mut dyn FnMut(VerifyProgress),
+) -> Result<VerifyReport> {
+    let mut report = verify_events(log)?;
+    report.segments_verified = 1;
+    let bytes = log.stats()?.total_bytes;
+    progress(VerifyProgress {
+        bytes_done: bytes,
+        bytes_total: bytes,
+        segments_done: 1,
+        segments_total: 1,
+    });
+    Ok(report)
+}
+
+fn verify_events(log: &dyn EventLog) -> Result<VerifyReport> {
     let mut report = VerifyReport::default();
     let mut expected = log.oldest_event_id()?;
     for item in log.iter_range(expected, None)? {
@@ -92,17 +139,25 @@ fn verify_by_decoding(log: &dyn EventLog) -> Result<VerifyReport> {
 pub(crate) fn open_log(config: &Config) -> Result<LogHandle> {
     let dir = config.dir.join("log");
     match config.log_backend {
-        LogBackend::File => Ok(LogHandle::File(Arc::new(
-            FileLogOptions::default()
+        LogBackend::File => {
+            let mut options = FileLogOptions::default()
                 .segment_size(config.segment_size)
                 .sync_mode(config.sync_mode)
-                .open(&dir)?,
-        ))),
-        LogBackend::Lmdb => Ok(LogHandle::Lmdb(Arc::new(
-            LmdbLogOptions::default()
+                .compression_level(config.archive_compression_level);
+            if let Some(archive_dir) = &config.archive_dir {
+                options = options.archive_dir(archive_dir);
+            }
+            Ok(LogHandle::File(Arc::new(options.open(&dir)?)))
+        }
+        LogBackend::Lmdb => {
+            let mut options = LmdbLogOptions::default()
                 .sync_mode(config.sync_mode)
-                .open(&dir)?,
-        ))),
+                .archive_level(config.archive_compression_level);
+            if let Some(archive_dir) = &config.archive_dir {
+                options = options.archive_dir(archive_dir);
+            }
+            Ok(LogHandle::Lmdb(Arc::new(options.open(&dir)?)))
+        }
     }
 }
 

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use azoth_core::{DEFAULT_MAX_VALUE_LEN, SyncMode};
 
+use crate::maintenance::MaintenanceConfig;
 use crate::projection::Projection;
+use crate::retention::RetentionPolicy;
 use crate::subscription::SubscriptionConfig;
 
 /// Which [`EventLog`](azoth_core::EventLog) backend holds the log.
@@ -64,6 +66,10 @@ pub struct Config {
     pub(crate) store_backend: StoreBackend,
     pub(crate) projections: Vec<Arc<dyn Projection>>,
     pub(crate) transaction_attempts: u32,
+    pub(crate) archive_dir: Option<PathBuf>,
+    pub(crate) archive_compression_level: i32,
+    pub(crate) retention: RetentionPolicy,
+    pub(crate) maintenance: Option<MaintenanceConfig>,
 }
 
 /// The default segment size of the file log: 64 MiB.
@@ -76,6 +82,8 @@ pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(5);
 pub const DEFAULT_GROUP_COMMIT_CAP: usize = 1024;
 /// The default most write requests waiting for a group: 8192.
 pub const DEFAULT_WRITE_QUEUE_CAPACITY: usize = 8192;
+/// The default zstd level of archives: 3.
+pub const DEFAULT_ARCHIVE_COMPRESSION_LEVEL: i32 = 3;
 /// The default attempts of [`Database::transact`](crate::Database::transact): 16.
 pub const DEFAULT_TRANSACTION_ATTEMPTS: u32 = 16;
 
@@ -97,6 +105,10 @@ impl Config {
             store_backend: StoreBackend::Lmdb,
             projections: Vec::new(),
             transaction_attempts: DEFAULT_TRANSACTION_ATTEMPTS,
+            archive_dir: None,
+            archive_compression_level: DEFAULT_ARCHIVE_COMPRESSION_LEVEL,
+            retention: RetentionPolicy::keep_all(),
+            maintenance: None,
         }
     }
 
@@ -185,6 +197,38 @@ impl Config {
         self
     }
 
+    /// Where [`Database::archive`](crate::Database::archive) puts archives. Give the same
+    /// directory at every open: the file log finds its archives only in the log directory and
+    /// this one. Default: the file log's directory (`<dir>/log`); for the LMDB log,
+    /// `<dir>/log/archive`.
+    pub fn archive_dir(mut self, dir: impl AsRef<Path>) -> Self {
+        self.archive_dir = Some(dir.as_ref().to_path_buf());
+        self
+    }
+
+    /// The zstd level of archives (1..=22; higher is smaller and slower). Default: 3.
+    pub fn archive_compression_level(mut self, level: i32) -> Self {
+        self.archive_compression_level = level;
+        self
+    }
+
+    /// Which sealed and archived log units
+    /// [`Database::apply_retention`](crate::Database::apply_retention) (and
+    /// [`compact`](crate::Database::compact), and the maintenance thread) delete. Whatever the
+    /// policy, nothing the view or a durable subscription still needs is deleted.
+    /// Default: [`RetentionPolicy::keep_all`].
+    pub fn retention(mut self, policy: RetentionPolicy) -> Self {
+        self.retention = policy;
+        self
+    }
+
+    /// Runs the background maintenance thread (rotation, archival, retention) as `config`
+    /// says. Default: off.
+    pub fn maintenance(mut self, config: MaintenanceConfig) -> Self {
+        self.maintenance = Some(config);
+        self
+    }
+
     /// Registers a projection that turns the application's events into view writes. Every
     /// projection sees every `AppEvent`, in registration order. Default: none.
     pub fn projection(mut self, projection: impl Projection) -> Self {
@@ -210,6 +254,10 @@ impl fmt::Debug for Config {
             .field("store_backend", &self.store_backend)
             .field("projections", &self.projections.len())
             .field("transaction_attempts", &self.transaction_attempts)
+            .field("archive_dir", &self.archive_dir)
+            .field("archive_compression_level", &self.archive_compression_level)
+            .field("retention", &self.retention)
+            .field("maintenance", &self.maintenance)
             .finish()
     }
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use azoth_core::{
     CanonicalStore, DatabaseEvent, Entry, EventId, EventLog, EventLogIterator, Operation,
-    OperationId, Result, VerifyReport, decode_event, prefix_successor,
+    OperationId, Result, decode_event, prefix_successor,
 };
 use serde::Serialize;
 
@@ -14,6 +14,8 @@ use crate::async_database::AsyncDatabase;
 use crate::backend::{self, LogHandle};
 use crate::config::{Config, StoreBackend};
 use crate::engine::Core;
+use crate::lifecycle::Lifecycle;
+use crate::maintenance;
 use crate::projection::encode_payload;
 use crate::stats::DatabaseStats;
 use crate::subscription::Subscriptions;
@@ -37,10 +39,13 @@ pub struct Database {
 /// Closes the database when the last handle goes.
 struct Inner {
     core: Arc<Core>,
+    /// Archival, retention and the maintenance thread (`lifecycle.rs`).
+    lifecycle: Arc<Lifecycle>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        self.lifecycle.maintenance.stop();
         if let Err(e) = self.core.close() {
             tracing::error!(error = %e, "closing the database on drop failed");
         }
@@ -99,13 +104,23 @@ impl Database {
         lock: Option<azoth_core::DirLock>,
     ) -> Result<Self> {
         let core = Core::open(config, log, store, lock)?;
+        let lifecycle = Arc::new(Lifecycle::default());
+        if let Err(e) = maintenance::start(&core, &lifecycle) {
+            let _ = core.close();
+            return Err(e);
+        }
         Ok(Self {
-            inner: Arc::new(Inner { core }),
+            inner: Arc::new(Inner { core, lifecycle }),
         })
     }
 
-    fn core(&self) -> &Core {
+    pub(crate) fn core(&self) -> &Core {
         &self.inner.core
+    }
+
+    /// Archival, retention and maintenance state.
+    pub(crate) fn lifecycle(&self) -> &Lifecycle {
+        &self.inner.lifecycle
     }
 
     /// The core, for a transaction to keep while it lives.
@@ -314,20 +329,6 @@ impl Database {
         self.core().flush()
     }
 
-    /// Flushes, gives the view store's free space back to the file system, and logs a
-    /// `CompactionEvent`. Levels: 0 is this compaction of the view; higher levels are left to
-    /// compactions of the log (archival, retention).
-    ///
-    /// # Errors
-    /// As [`flush`](Self::flush); errors of the store's compaction.
-    pub fn compact(&self) -> Result<()> {
-        self.flush()?;
-        let reclaimed = self.core().view.store()?.compact()?;
-        tracing::info!(reclaimed, "compacted the view");
-        self.one(Draft::Compaction { level: 0 })?;
-        Ok(())
-    }
-
     /// Counts, sizes and latencies.
     ///
     /// # Errors
@@ -361,6 +362,8 @@ impl Database {
             write_latency: core.write_latency.summary(),
             read_latency: core.read_latency.summary(),
             subscriptions,
+            retention: self.lifecycle().retention.stats(core)?,
+            maintenance: self.lifecycle().maintenance.stats(),
         })
     }
 
@@ -370,16 +373,6 @@ impl Database {
     /// As [`stats`](Self::stats).
     pub fn metrics_text(&self) -> Result<String> {
         Ok(self.stats()?.metrics_text())
-    }
-
-    /// Checks the log's integrity with its backend's verification (checksums and the hash
-    /// chain of every block, for the file log).
-    ///
-    /// # Errors
-    /// `Closed`; I/O errors. Damage is not an error: it is the report's `first_failure`.
-    pub fn verify(&self) -> Result<VerifyReport> {
-        self.core().check_open()?;
-        self.core().log_handle()?.verify()
     }
 
     /// Rebuilds the view from the log: replays every event, from the first, through the
@@ -434,6 +427,7 @@ impl Database {
     /// # Errors
     /// Errors of the final flush (the log still holds everything; the next open replays it).
     pub fn close(&self) -> Result<()> {
+        self.lifecycle().maintenance.stop();
         self.core().close()
     }
 

@@ -12,7 +12,10 @@
 //! | `view` | active memtable → frozen memtables → canonical store; the flush |
 //! | `projection` | [`Projection`]: the application's events → view writes |
 //! | `read_only` | [`ReadOnlyDatabase`]: inspecting a directory (even a live one) without a lock or a write |
-//! | `backend` | opening the log and store in the data directory, the lock, `verify` |
+//! | `backend` | opening the log and store in the data directory, the lock, `verify`, the log's units |
+//! | `lifecycle` | rotate, archive ([`ArchiveBoundary`]), compact ([`CompactionReport`]), verify, [`verify_view`](Database::verify_view) |
+//! | `retention` | [`RetentionPolicy`]: deleting old log units, never what the view or a subscription needs |
+//! | `maintenance` | [`MaintenanceConfig`]: the optional background rotation, archival and retention thread |
 //! | `stats` | [`DatabaseStats`], latency histograms, the Prometheus text |
 //! | `subscription` | [`SubscribeFrom`], named handlers fed after commit, catch-up, durable positions, [`EventStream`] |
 //! | `transaction` | [`Transaction`]: serializable optimistic transactions, `transact` |
@@ -47,9 +50,12 @@ mod backend;
 mod config;
 mod database;
 mod engine;
+mod lifecycle;
+mod maintenance;
 mod memtable;
 mod projection;
 mod read_only;
+mod retention;
 mod stats;
 mod subscription;
 mod transaction;
@@ -60,13 +66,23 @@ mod writer;
 pub use async_database::AsyncDatabase;
 pub use azoth_core::SyncMode;
 pub use config::{
-    Config, DEFAULT_FLUSH_INTERVAL, DEFAULT_GROUP_COMMIT_CAP, DEFAULT_MEMTABLE_SIZE,
-    DEFAULT_SEGMENT_SIZE, DEFAULT_TRANSACTION_ATTEMPTS, DEFAULT_WRITE_QUEUE_CAPACITY, LogBackend,
-    StoreBackend,
+    Config, DEFAULT_ARCHIVE_COMPRESSION_LEVEL, DEFAULT_FLUSH_INTERVAL, DEFAULT_GROUP_COMMIT_CAP,
+    DEFAULT_MEMTABLE_SIZE, DEFAULT_SEGMENT_SIZE, DEFAULT_TRANSACTION_ATTEMPTS,
+    DEFAULT_WRITE_QUEUE_CAPACITY, LogBackend, StoreBackend,
 };
 pub use database::{Database, Events, Range};
+pub use lifecycle::{
+    ArchiveBoundary, COMPACTION_LEVEL_LOG, COMPACTION_LEVEL_VIEW, CompactionReport, ViewMismatch,
+    ViewVerifyReport,
+};
+pub use maintenance::{
+    DEFAULT_MAINTENANCE_INTERVAL, DEFAULT_ROTATE_AFTER_AGE, MaintenanceConfig, MaintenanceStats,
+};
 pub use projection::{Projection, ProjectionContext, decode_payload, encode_payload};
 pub use read_only::ReadOnlyDatabase;
+pub use retention::{
+    HeldBack, RetentionHold, RetentionHolder, RetentionPolicy, RetentionReport, RetentionStats,
+};
 pub use stats::{DatabaseStats, LatencySummary};
 pub use subscription::{
     DeadLetter, EventStream, FailurePolicy, MAX_SUBSCRIPTION_NAME_LEN, StoredPosition,

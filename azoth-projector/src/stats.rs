@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use azoth_core::{EventId, EventLogStats, StoreStats};
 
+use crate::maintenance::MaintenanceStats;
+use crate::retention::RetentionStats;
 use crate::subscription::SubscriptionStats;
 
 /// Buckets of powers of two of nanoseconds: bucket `i` counts durations in `[2^(i-1), 2^i)` ns.
@@ -109,6 +111,10 @@ pub struct DatabaseStats {
     pub read_latency: LatencySummary,
     /// Each running (or failed) subscription, by name.
     pub subscriptions: Vec<SubscriptionStats>,
+    /// Retention: what holds the log back and by whom, and what runs deleted.
+    pub retention: RetentionStats,
+    /// The background maintenance thread.
+    pub maintenance: MaintenanceStats,
 }
 
 impl DatabaseStats {
@@ -230,7 +236,88 @@ impl DatabaseStats {
             let _ = writeln!(out, "azoth_{name}_latency_seconds_count {}", summary.count);
         }
         self.subscription_metrics(&mut out);
+        self.lifecycle_metrics(&mut out);
         out
+    }
+
+    /// Retention holds and totals, and the maintenance thread's counters.
+    fn lifecycle_metrics(&self, out: &mut String) {
+        let r = &self.retention;
+        let _ = writeln!(
+            out,
+            "# HELP azoth_retention_hold_event_id Lowest position something still reads the log from; retention keeps every event after it."
+        );
+        let _ = writeln!(out, "# TYPE azoth_retention_hold_event_id gauge");
+        let _ = writeln!(out, "azoth_retention_hold_event_id {}", r.hold_position);
+        let _ = writeln!(
+            out,
+            "# HELP azoth_retention_holder_position_event_id Position of each holder of the log."
+        );
+        let _ = writeln!(out, "# TYPE azoth_retention_holder_position_event_id gauge");
+        for hold in &r.holds {
+            let _ = writeln!(
+                out,
+                "azoth_retention_holder_position_event_id{{holder=\"{}\"}} {}",
+                escape_label(&hold.holder.to_string()),
+                hold.position
+            );
+        }
+        let held = r.last_run.as_ref().and_then(|l| l.held_back.as_ref());
+        let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+            let _ = writeln!(out, "# HELP azoth_{name} {help}");
+            let _ = writeln!(out, "# TYPE azoth_{name} {kind}");
+            let _ = writeln!(out, "azoth_{name} {value}");
+        };
+        metric(
+            "retention_held_back_events",
+            "gauge",
+            "Events the last retention run would have deleted but kept for a holder.",
+            held.map_or(0, |h| h.events),
+        );
+        metric("retention_runs_total", "counter", "Retention runs.", r.runs);
+        metric(
+            "retention_deleted_units_total",
+            "counter",
+            "Log units deleted by retention.",
+            r.units_deleted,
+        );
+        metric(
+            "retention_deleted_events_total",
+            "counter",
+            "Events deleted by retention.",
+            r.events_deleted,
+        );
+        metric(
+            "retention_deleted_bytes_total",
+            "counter",
+            "Bytes deleted by retention.",
+            r.bytes_deleted,
+        );
+        let m = &self.maintenance;
+        metric(
+            "maintenance_runs_total",
+            "counter",
+            "Passes of the maintenance thread.",
+            m.runs,
+        );
+        metric(
+            "maintenance_failures_total",
+            "counter",
+            "Failed maintenance steps.",
+            m.failures,
+        );
+        metric(
+            "maintenance_rotations_total",
+            "counter",
+            "Rotations by the maintenance thread.",
+            m.rotations,
+        );
+        metric(
+            "maintenance_archives_total",
+            "counter",
+            "Archives written by the maintenance thread.",
+            m.archives_written,
+        );
     }
 
     /// One labelled series per subscription and figure; nothing when there are none.

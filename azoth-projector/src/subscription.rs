@@ -525,6 +525,37 @@ impl Subscriptions {
         out
     }
 
+    /// Every stored durable position, by name (running or not), for retention.
+    pub(crate) fn durable_positions(core: &Core) -> Result<Vec<(String, EventId)>> {
+        core.view
+            .store()?
+            .list_metadata(POSITION_PREFIX)?
+            .into_iter()
+            .map(|(key, bytes)| {
+                let name = key.strip_prefix(POSITION_PREFIX).unwrap_or(&key).to_owned();
+                let position = decode_position(&name, &bytes)?;
+                Ok((name, position))
+            })
+            .collect()
+    }
+
+    /// The in-memory position of every running non-durable subscription (event streams),
+    /// which read the log when they fall behind, for retention.
+    pub(crate) fn stream_positions(core: &Core) -> Vec<(String, EventId)> {
+        core.subscriptions
+            .running
+            .lock()
+            .values()
+            .filter(|r| !r.shared.durable)
+            .map(|r| {
+                (
+                    r.shared.name.clone(),
+                    r.shared.position.load(Ordering::Acquire),
+                )
+            })
+            .collect()
+    }
+
     pub(crate) fn lowest_durable_position(core: &Core) -> Result<Option<EventId>> {
         let mut lowest: Option<EventId> = None;
         for (key, bytes) in core.view.store()?.list_metadata(POSITION_PREFIX)? {

@@ -1,0 +1,628 @@
+//! The log lifecycle (rotation, archival, retention, compaction, verification and the
+//! maintenance thread), each test body run against both log backends.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use azoth_core::{
+    AzothError, DatabaseEvent, EventId, Operation, OperationId, StoreBatch, StoreWrite, UnitState,
+};
+use azoth_projector::{
+    ArchiveBoundary, COMPACTION_LEVEL_LOG, COMPACTION_LEVEL_VIEW, Config, Database, FailurePolicy,
+    LogBackend, MaintenanceConfig, ProjectionContext, RetentionHolder, RetentionPolicy,
+    StoreBackend, StoredPosition, SubscribeFrom, SubscriptionConfig, SyncMode,
+};
+use parking_lot::Mutex;
+
+/// One generic body per behaviour, instantiated per backend so a failure names it.
+macro_rules! for_each_backend {
+    ($($name:ident),* $(,)?) => {
+        mod file_log {
+            $( #[test] fn $name() { super::$name(azoth_projector::LogBackend::File) } )*
+        }
+        mod lmdb_log {
+            $( #[test] fn $name() { super::$name(azoth_projector::LogBackend::Lmdb) } )*
+        }
+    };
+}
+
+for_each_backend!(
+    archived_events_stay_readable_and_rebuild_gives_the_same_view,
+    archive_boundaries_by_id_age_and_size,
+    retention_never_removes_what_a_durable_subscription_needs,
+    retention_never_removes_what_the_view_needs,
+    a_view_rebuilt_from_the_whole_log_holds_everything,
+    verify_finds_a_byte_changed_in_an_archive,
+    verify_with_progress_reports_every_unit,
+    verify_view_finds_a_view_that_differs_from_the_log,
+    compact_reports_what_it_did_and_logs_its_level,
+    whole_lifecycle_survives_reopen,
+    maintenance_rotates_archives_and_retains_in_the_background,
+    async_lifecycle_methods,
+);
+
+fn config(dir: &Path, backend: LogBackend) -> Config {
+    Config::new(dir)
+        .sync_mode(SyncMode::Never)
+        .log_backend(backend)
+        .flush_interval(None)
+        .projection(
+            |kind: &str, payload: &[u8], view: &mut ProjectionContext<'_>| {
+                if kind == "Counted" {
+                    let n = view
+                        .get(b"count")?
+                        .map_or(0u64, |v| u64::from_be_bytes(v.try_into().unwrap()));
+                    view.put(b"count", &(n + 1).to_be_bytes())?;
+                    view.put(b"last", payload)?;
+                }
+                Ok(())
+            },
+        )
+}
+
+/// Writes `units` sealed units of `per_unit` events each (puts, deletes, application
+/// events), rotating after each; returns the newest id.
+fn fill(db: &Database, units: usize, per_unit: usize) -> EventId {
+    let mut newest = 0;
+    for u in 0..units {
+        for i in 0..per_unit {
+            let n = u * per_unit + i;
+            let id = match n % 5 {
+                3 => db.delete(format!("k{:05}", n - 2).as_bytes()).unwrap(),
+                4 => db
+                    .append_event("Counted", format!("e{n}").as_bytes())
+                    .unwrap(),
+                _ => db
+                    .put(format!("k{n:05}").as_bytes(), format!("v{n}").as_bytes())
+                    .unwrap(),
+            };
+            newest = id.sequence;
+        }
+        db.rotate().unwrap();
+    }
+    newest
+}
+
+fn view_of(db: &Database) -> BTreeMap<Vec<u8>, (Vec<u8>, OperationId)> {
+    db.scan(None, None)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.key, (e.value.unwrap(), e.operation_id)))
+        .collect()
+}
+
+fn ids_since(db: &Database, after: EventId) -> Vec<EventId> {
+    db.events_since(after)
+        .unwrap()
+        .map(|r| r.unwrap().0)
+        .collect()
+}
+
+fn sealed_and_archived(db: &Database) -> (usize, usize) {
+    let units = db.log_units().unwrap();
+    let count = |s| units.iter().filter(|u| u.state == s).count();
+    (count(UnitState::Sealed), count(UnitState::Archived))
+}
+
+/// Waits (polling) until `done` holds; fails the test if it never does.
+fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn archived_events_stay_readable_and_rebuild_gives_the_same_view(backend: LogBackend) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open_with(config(dir.path(), backend)).unwrap();
+    let newest = fill(&db, 5, 40);
+    let before = view_of(&db);
+    let archives = db.archive(newest).unwrap();
+    assert_eq!(archives.len(), 5, "every sealed unit is archived");
+    assert!(archives.iter().all(|p| p.exists()));
+    assert_eq!(sealed_and_archived(&db), (0, 5));
+
+    // Every reader still sees every event.
+    assert_eq!(ids_since(&db, 0), (1..=newest).collect::<Vec<_>>());
+    let since = db.get_events_since(OperationId::new(0, 10)).unwrap();
+    assert_eq!(since.len() as u64, newest - 10);
+    assert_eq!(since[0].operation_id().sequence, 11);
+
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&seen);
+    db.subscribe(
+        "reader",
+        move |e: &DatabaseEvent| {
+            sink.lock().push(e.operation_id().sequence);
+            Ok(())
+        },
+        SubscribeFrom::Beginning,
+    )
+    .unwrap();
+    eventually("the subscription reads the archives", || {
+        seen.lock().len() as u64 >= newest
+    });
+    assert_eq!(*seen.lock(), (1..=newest).collect::<Vec<_>>());
+    db.unsubscribe("reader").unwrap();
+
+    db.rebuild_view().unwrap();
+    assert_eq!(
+        view_of(&db),
+        before,
+        "the view rebuilt from archives differs"
+    );
+    assert!(db.verify().unwrap().is_ok());
+    assert!(db.verify_view().unwrap().is_ok());
+    db.close().unwrap();
+
+    let db = Database::open_with(config(dir.path(), backend)).unwrap();
+    assert_eq!(view_of(&db), before);
+    assert_eq!(ids_since(&db, 0), (1..=newest).collect::<Vec<_>>());
+    assert!(db.verify().unwrap().is_ok());
+}
+
+fn archive_boundaries_by_id_age_and_size(backend: LogBackend) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open_with(config(dir.path(), backend)).unwrap();
+    let newest = fill(&db, 4, 25);
+    // Events 1..=50 fill the first two units; 60 lies inside the third, which stays.
+    assert_eq!(db.archive(60).unwrap().len(), 2);
+    assert_eq!(sealed_and_archived(&db), (2, 2));
+    // Nothing sealed is an hour old yet.
+    assert!(
+        db.archive_by(ArchiveBoundary::OlderThan(Duration::from_secs(3600)))
+            .unwrap()
+            .is_empty()
+    );
+    // Keeping plenty unarchived archives nothing; keeping nothing archives every sealed unit.
+    assert!(
+        db.archive_by(ArchiveBoundary::KeepUnarchivedBytes(u64::MAX))
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        db.archive_by(ArchiveBoundary::KeepUnarchivedBytes(0))
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(sealed_and_archived(&db), (0, 4));
+    // The active unit is never archived, whatever the boundary.
+    db.put(b"tail", b"1").unwrap();
+    assert!(
+        db.archive_by(ArchiveBoundary::OlderThan(Duration::ZERO))
+            .unwrap()
+            .is_empty()
+    );
+    assert!(db.archive(u64::MAX).unwrap().is_empty());
+    let active = db.log_units().unwrap().pop().unwrap();
+    assert_eq!(active.state, UnitState::Active);
+    assert_eq!(active.event_count(), 1);
+    // By age: once sealed, a unit whose newest event is older than zero seconds goes.
+    db.rotate().unwrap();
+    assert_eq!(
+        db.archive_by(ArchiveBoundary::OlderThan(Duration::ZERO))
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(ids_since(&db, 0), (1..=newest + 1).collect::<Vec<_>>());
+    assert!(db.verify().unwrap().is_ok());
+}
+
+fn retention_never_removes_what_a_durable_subscription_needs(backend: LogBackend) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), backend)
+        .retention(RetentionPolicy::keep_all().keep_events(0))
+        .subscriptions(
+            SubscriptionConfig::default()
+                .max_retries(0)
+                .on_failure(FailurePolicy::Stop),
+        );
+    let db = Database::open_with(cfg.clone()).unwrap();
+    let newest = fill(&db, 6, 20);
+    // A subscription stuck at 30: its handler fails on every later event.
+    db.subscribe(
+        "slow",
+        |e: &DatabaseEvent| {
+            if e.operation_id().sequence > 30 {
+                Err(AzothError::Config("not yet".into()))
+            } else {
+                Ok(())
+            }
+        },
+        SubscribeFrom::After(30),
+    )
+    .unwrap();
+    db.flush().unwrap();
+    db.archive(40).unwrap();
+
+    let report = db.apply_retention().unwrap();
+    // Units 1..=20 go; 21..=40 holds event 31, which "slow" still needs.
+    assert_eq!(report.units_deleted, 1);
+    assert_eq!(report.events_deleted, 20);
+    assert_eq!(report.deleted_up_to, Some(20));
+    assert_eq!(report.oldest_event_id, 21);
+    assert_eq!(report.hold_position, 30);
+    let held = report.held_back.expect("the policy wanted more");
+    assert_eq!(held.units, 5);
+    assert_eq!(held.events, 100);
+    assert_eq!(held.wanted_up_to, newest);
+    assert_eq!(
+        held.by[0].holder,
+        RetentionHolder::Subscription("slow".into())
+    );
+    assert_eq!(held.by[0].position, 30);
+
+    let stats = db.stats().unwrap();
+    assert_eq!(stats.retention.hold_position, 30);
+    assert_eq!(
+        stats.retention.holds[0].holder,
+        RetentionHolder::Subscription("slow".into())
+    );
+    assert_eq!(stats.retention.events_deleted, 20);
+    let metrics = stats.metrics_text();
+    assert!(
+        metrics.contains("azoth_retention_hold_event_id 30\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("holder=\"subscription \\\"slow\\\"\"} 30"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("azoth_retention_held_back_events 100\n"));
+
+    // The subscription, resumed with a working handler, gets everything after 30.
+    db.unsubscribe("slow").unwrap();
+    assert_eq!(db.subscription_position("slow").unwrap(), Some(30));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&seen);
+    db.subscribe(
+        "slow",
+        move |e: &DatabaseEvent| {
+            sink.lock().push(e.operation_id().sequence);
+            Ok(())
+        },
+        SubscribeFrom::Stored,
+    )
+    .unwrap();
+    eventually("the resumed subscription catches up", || {
+        seen.lock().last() == Some(&newest)
+    });
+    assert_eq!(*seen.lock(), (31..=newest).collect::<Vec<_>>());
+    db.unsubscribe_with("slow", StoredPosition::Keep).unwrap();
+    let position = db.subscription_position("slow").unwrap().unwrap();
+    assert_eq!(position, newest);
+
+    // Released, retention deletes every sealed unit the view has.
+    let report = db.apply_retention().unwrap();
+    assert_eq!(report.units_deleted, 5);
+    assert!(report.held_back.is_none(), "{report:?}");
+    assert_eq!(report.oldest_event_id, newest + 1);
+    assert!(db.verify().unwrap().is_ok());
+    db.close().unwrap();
+    let db = Database::open_with(cfg).unwrap();
+    assert!(db.verify().unwrap().is_ok());
+    assert_eq!(db.get(b"k00115").unwrap().as_deref(), Some(&b"v115"[..]));
+}
+
+fn retention_never_removes_what_the_view_needs(backend: LogBackend) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), backend).retention(RetentionPolicy::keep_all().keep_events(0));
+    let db = Database::open_with(cfg.clone()).unwrap();
+    let newest = fill(&db, 4, 20);
+    let before = view_of(&db);
+    // Nothing is flushed: the view's checkpoint is 0, and every event is still needed.
+    assert_eq!(db.stats().unwrap().checkpoint, 0);
+    let report = db.apply_retention().unwrap();
+    assert_eq!(report.units_deleted, 0);
+    assert_eq!(report.hold_position, 0);
+    let held = report.held_back.unwrap();
+    assert_eq!(held.units, 4);
+    assert_eq!(held.by[0].holder, RetentionHolder::ViewCheckpoint);
+    assert_eq!(ids_since(&db, 0), (1..=newest).collect::<Vec<_>>());
+
+    db.flush().unwrap();
+    let report = db.apply_retention().unwrap();
+    assert_eq!(report.units_deleted, 4);
+    assert_eq!(report.events_deleted, newest);
+    // Unflushed writes after the retention run must survive a reopen.
+    db.put(b"after", b"retention").unwrap();
+    db.append_event("Counted", b"late").unwrap();
+    let mut expected = view_of(&db);
+    drop(db);
+    let db = Database::open_with(cfg).unwrap();
+    assert_eq!(view_of(&db), expected);
+    expected.remove(b"after".as_slice());
+    expected.remove(b"count".as_slice());
+    expected.remove(b"last".as_slice());
+    let mut old = before;
+    old.remove(b"count".as_slice());
+    old.remove(b"last".as_slice());
+    assert_eq!(expected, old);
+    assert!(db.verify().unwrap().is_ok());
+    // The log no longer reaches event 1: verify_view says so instead of claiming equality.
+    let check = db.verify_view().unwrap();
+    assert!(!check.log_complete);
+    assert!(!check.is_ok());
+    assert_eq!(check.oldest_event_id, newest + 1);
+    assert_eq!(check.entries_compared, 0);
+}
+
+fn a_view_rebuilt_from_the_whole_log_holds_everything(backend: LogBackend) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), backend)
+        .store_backend(StoreBackend::Memory)
+        .retention(RetentionPolicy::keep_all().keep_events(0));
+    let db = Database::open_with(cfg.clone()).unwrap();
+    let newest = fill(&db, 3, 10);
+    db.flush().unwrap();
+    let report = db.apply_retention().unwrap();
+    assert_eq!(report.units_deleted, 0);
+    assert_eq!(
+        report.held_back.unwrap().by[0].holder,
+        RetentionHolder::ViewReplay
+    );
+    let before = view_of(&db);
+    drop(db);
+    let db = Database::open_with(cfg).unwrap();
+    assert_eq!(view_of(&db), before);
+    assert_eq!(ids_since(&db, 0).len() as u64, newest);
+}
+
+fn verify_finds_a_byte_changed_in_an_archive(backend: LogBackend) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open_with(config(dir.path(), backend)).unwrap();
+    fill(&db, 3, 30);
+    let archives = db.archive(60).unwrap();
+    assert_eq!(archives.len(), 2);
+    assert!(db.verify().unwrap().is_ok());
+    db.close().unwrap();
+
+    let target = &archives[1];
+    let len = std::fs::metadata(target).unwrap().len();
+    let mut bytes = std::fs::read(target).unwrap();
+    bytes[(len / 2) as usize] ^= 0x10;
+    std::fs::write(target, bytes).unwrap();
+
+    let db = Database::open_with(config(dir.path(), backend)).unwrap();
+    let report = db.verify().unwrap();
+    let failure = report.first_failure.expect("a changed byte must be found");
+    assert_eq!(
+        failure.location.file.as_deref(),
+        Some(target.as_path()),
+        "{failure}"
+    );
+}
+
+fn verify_with_progress_reports_every_unit(backend: LogBackend) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open_with(config(dir.path(), backend)).unwrap();
+    let newest = fill(&db, 4, 25);
+    db.archive(50).unwrap();
+    db.put(b"active", b"1").unwrap();
+    let mut calls = Vec::new();
+    let report = db.verify_with_progress(|p| calls.push(p)).unwrap();
+    assert!(report.is_ok(), "{:?}", report.first_failure);
+    assert_eq!(report.events_verified, newest + 1);
+    assert_eq!(report.segments_verified, 5);
+    assert_eq!(calls.len(), 5);
+    for pair in calls.windows(2) {
+        assert!(pair[1].segments_done > pair[0].segments_done);
+        assert!(pair[1].bytes_done >= pair[0].bytes_done);
+    }
+    let last = calls.last().unwrap();
+    assert_eq!(last.segments_done, last.segments_total);
+    assert_eq!(last.bytes_done, last.bytes_total);
+    assert!(last.bytes_total > 0);
+}
+
+fn verify_view_finds_a_view_that_differs_from_the_log(backend: LogBackend) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open_with(config(dir.path(), backend)).unwrap();
+    fill(&db, 2, 20);
+    db.flush().unwrap();
+    let report = db.verify_view().unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    assert!(report.entries_compared > 0);
+    db.close().unwrap();
+
+    // Change one value behind the database's back.
+    {
+        let store = azoth_lmdb::LmdbStore::open(dir.path().join("view")).unwrap();
+        let checkpoint = azoth_core::CanonicalStore::checkpoint(&store).unwrap();
+        azoth_core::CanonicalStore::apply(
+            &store,
+            &StoreBatch {
+                writes: vec![StoreWrite {
+                    key: b"k00000".to_vec(),
+                    value: Some(b"tampered".to_vec()),
+                    operation_id: OperationId::new(0, 2),
+                }],
+                checkpoint: Some(checkpoint),
+                metadata: Vec::new(),
+            },
+        )
+        .unwrap();
+    }
+    let db = Database::open_with(config(dir.path(), backend)).unwrap();
+    let report = db.verify_view().unwrap();
+    assert!(!report.is_ok());
+    assert_eq!(report.mismatches, 1);
+    let mismatch = report.first_mismatch.unwrap();
+    assert_eq!(mismatch.key, b"k00000");
+    assert_eq!(
+        mismatch.view.unwrap().value.as_deref(),
+        Some(&b"tampered"[..])
+    );
+    assert_eq!(
+        mismatch.replayed.unwrap().value.as_deref(),
+        Some(&b"v0"[..])
+    );
+    // rebuild_view repairs it.
+    db.rebuild_view().unwrap();
+    assert!(db.verify_view().unwrap().is_ok());
+}
+
+fn compact_reports_what_it_did_and_logs_its_level(backend: LogBackend) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), backend).retention(RetentionPolicy::keep_all().keep_events(0));
+    let db = Database::open_with(cfg).unwrap();
+    let newest = fill(&db, 3, 20);
+    let report = db.compact().unwrap();
+    assert_eq!(report.level, COMPACTION_LEVEL_LOG);
+    assert_eq!(report.checkpoint, newest);
+    assert_eq!(report.retention.units_deleted, 3);
+    assert_eq!(report.operation_id.sequence, newest + 1);
+    let events = db.events_since(newest).unwrap().collect::<Vec<_>>();
+    assert_eq!(events.len(), 1);
+    match &events[0].as_ref().unwrap().1 {
+        DatabaseEvent::CompactionEvent { level, .. } => assert_eq!(*level, COMPACTION_LEVEL_LOG),
+        other => panic!("expected a CompactionEvent, got {other:?}"),
+    }
+    // Nothing sealed is left to delete: the next compaction only touches the view.
+    let report = db.compact().unwrap();
+    assert_eq!(report.level, COMPACTION_LEVEL_VIEW);
+    assert_eq!(report.retention.units_deleted, 0);
+    assert!(db.verify().unwrap().is_ok());
+}
+
+fn whole_lifecycle_survives_reopen(backend: LogBackend) {
+    let dir = tempfile::tempdir().unwrap();
+    let archive_dir = dir.path().join("cold");
+    let cfg = config(dir.path(), backend)
+        .archive_dir(&archive_dir)
+        .archive_compression_level(9)
+        .retention(RetentionPolicy::keep_all().keep_events(50));
+    let db = Database::open_with(cfg.clone()).unwrap();
+    let newest = fill(&db, 6, 20);
+    let archives = db.archive_by(ArchiveBoundary::UpTo(80)).unwrap();
+    assert_eq!(archives.len(), 4);
+    assert!(archives.iter().all(|p| p.starts_with(&archive_dir)));
+    db.flush().unwrap();
+    let report = db.apply_retention().unwrap();
+    // Keeping the newest 50 of 120 events: units ending at 20, 40, 60 go (80 would leave 40).
+    assert_eq!(report.units_deleted, 3);
+    assert_eq!(report.oldest_event_id, 61);
+    let compaction = db.compact().unwrap();
+    assert_eq!(compaction.level, COMPACTION_LEVEL_VIEW);
+    let view = view_of(&db);
+    assert!(db.verify().unwrap().is_ok());
+    db.close().unwrap();
+
+    let db = Database::open_with(cfg).unwrap();
+    assert_eq!(view_of(&db), view);
+    assert_eq!(ids_since(&db, 0), (61..=newest + 1).collect::<Vec<_>>());
+    assert!(db.verify().unwrap().is_ok());
+    assert_eq!(sealed_and_archived(&db), (2, 1));
+    let units = db.log_units().unwrap();
+    assert_eq!(units[0].first_event_id, 61);
+    assert!(units[0].path.starts_with(&archive_dir));
+}
+
+fn maintenance_rotates_archives_and_retains_in_the_background(backend: LogBackend) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), backend)
+        .flush_interval(Some(Duration::from_millis(5)))
+        .retention(RetentionPolicy::keep_all().keep_events(30))
+        .maintenance(
+            MaintenanceConfig::every(Duration::from_millis(5))
+                .rotate_after_bytes(Some(256))
+                .archive(ArchiveBoundary::OlderThan(Duration::ZERO)),
+        );
+    let db = Database::open_with(cfg).unwrap();
+    let mut n = 0u64;
+    eventually("maintenance rotates, archives and deletes", || {
+        for _ in 0..10 {
+            n += 1;
+            db.put(format!("m{n:06}").as_bytes(), b"value").unwrap();
+        }
+        let m = db.stats().unwrap().maintenance;
+        m.rotations > 2 && m.archives_written > 0 && m.units_deleted > 0
+    });
+    let stats = db.stats().unwrap();
+    assert!(stats.maintenance.enabled);
+    assert_eq!(stats.maintenance.failures, 0, "{:?}", stats.maintenance);
+    assert!(stats.log.oldest_event_id > 1);
+    // What remains is dense up to the newest, and every write is still in the view.
+    let ids = ids_since(&db, 0);
+    assert!(ids.windows(2).all(|w| w[1] == w[0] + 1));
+    assert_eq!(ids.last(), Some(&stats.log.newest_event_id));
+    assert_eq!(db.scan_prefix(b"m").unwrap().len() as u64, n);
+    assert!(db.verify().unwrap().is_ok());
+    db.close().unwrap();
+
+    let quiet = tempfile::tempdir().unwrap();
+    let db = Database::open_with(config(quiet.path(), backend)).unwrap();
+    let m = db.stats().unwrap().maintenance;
+    assert!(!m.enabled, "maintenance is off unless configured");
+    assert_eq!(m.runs, 0);
+}
+
+fn async_lifecycle_methods(backend: LogBackend) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), backend).retention(RetentionPolicy::keep_all().keep_events(0));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let db = azoth_projector::AsyncDatabase::open_with(cfg)
+            .await
+            .unwrap();
+        for i in 0..20u32 {
+            db.put(i.to_be_bytes().to_vec(), b"v".to_vec())
+                .await
+                .unwrap();
+        }
+        db.rotate().await.unwrap();
+        assert_eq!(db.archive(20).await.unwrap().len(), 1);
+        db.flush().await.unwrap();
+        assert!(db.verify_view().await.unwrap().is_ok());
+        let progress = Arc::new(Mutex::new(0u64));
+        let counter = Arc::clone(&progress);
+        let report = db
+            .verify_with_progress(move |_| *counter.lock() += 1)
+            .await
+            .unwrap();
+        assert!(report.is_ok());
+        assert!(*progress.lock() >= 2);
+        let retention = db.apply_retention().await.unwrap();
+        assert_eq!(retention.events_deleted, 20);
+        db.compact().await.unwrap();
+        let report = db.compact_with_report().await.unwrap();
+        assert_eq!(report.level, COMPACTION_LEVEL_VIEW);
+        assert!(db.verify().await.unwrap().is_ok());
+        assert!(
+            db.archive_by(ArchiveBoundary::KeepUnarchivedBytes(0))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        db.close().await.unwrap();
+    });
+}
+
+#[test]
+fn a_custom_log_has_no_archival_and_keeps_everything() {
+    let log = Arc::new(azoth_core::MemoryEventLog::new());
+    let store = Arc::new(azoth_core::MemoryStore::new());
+    let cfg = Config::new("unused").retention(RetentionPolicy::keep_all().keep_events(0));
+    let db = Database::open_with_backends(cfg, log, store).unwrap();
+    db.batch(vec![Operation::Put {
+        key: b"a".to_vec(),
+        value: b"1".to_vec(),
+    }])
+    .unwrap();
+    assert!(matches!(db.archive(1), Err(AzothError::Config(_))));
+    let report = db.apply_retention().unwrap();
+    assert_eq!(report.units_deleted, 0);
+    let mut calls = 0;
+    assert!(db.verify_with_progress(|_| calls += 1).unwrap().is_ok());
+    assert_eq!(calls, 1);
+    assert!(db.verify_view().unwrap().is_ok());
+}
