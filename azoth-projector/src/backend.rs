@@ -46,7 +46,15 @@ impl LogHandle {
         }
     }
 
-    pub(crate) fn verify(&self, progress: &mut dyn FnMut(VerifyProgress)) -> Result<VerifyReport> {
+    pub(crate) fn verify(&self) -> Result<VerifyReport> {
+        self.verify_with_progress(&mut |_| {})
+    }
+
+    /// [`verify`](Self::verify), calling `progress` after each unit (once, for a custom log).
+    pub(crate) fn verify_with_progress(
+        &self,
+        progress: &mut dyn FnMut(VerifyProgress),
+    ) -> Result<VerifyReport> {
         match self {
             LogHandle::File(log) => log.verify_with_progress(progress),
             LogHandle::Lmdb(log) => log.verify_with_progress(progress),

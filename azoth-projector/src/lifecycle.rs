@@ -290,7 +290,9 @@ impl Database {
         mut progress: impl FnMut(VerifyProgress),
     ) -> Result<VerifyReport> {
         self.core().check_open()?;
-        self.core().log_handle()?.verify(&mut progress)
+        self.core()
+            .log_handle()?
+            .verify_with_progress(&mut progress)
     }
 
     /// Checks that the view equals a replay of the log: replays every event, through the

@@ -357,8 +357,8 @@ impl ReadOnlyDatabase {
         self.inner.log.verify()
     }
 
-    /// [`verify`](Self::verify), calling `progress` after each unit the file log checks; the
-    /// LMDB log checks in one pass and reports once, at the end.
+    /// [`verify`](Self::verify), calling `progress` after each unit checked (segment or
+    /// archive, for both log backends).
     ///
     /// # Errors
     /// As [`verify`](Self::verify).
@@ -366,18 +366,7 @@ impl ReadOnlyDatabase {
         &self,
         mut progress: impl FnMut(VerifyProgress),
     ) -> Result<VerifyReport> {
-        match &self.inner.log {
-            LogHandle::File(log) => log.verify_with_progress(progress),
-            other => {
-                let report = other.verify()?;
-                progress(VerifyProgress {
-                    segments_done: report.segments_verified,
-                    segments_total: report.segments_verified,
-                    ..VerifyProgress::default()
-                });
-                Ok(report)
-            }
-        }
+        self.inner.log.verify_with_progress(&mut progress)
     }
 }
 
