@@ -11,7 +11,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use azoth::{Config, Database, DatabaseEvent, LogBackend, Operation, SyncMode};
+use azoth::{
+    Config, Database, DatabaseEvent, LogBackend, Operation, RetentionPolicy, SubscribeFrom,
+    SyncMode, UnitState,
+};
 
 const ROUNDS_PER_BACKEND: usize = 5;
 
@@ -190,4 +193,189 @@ fn acknowledged_writes_survive_sigkill_file_log() {
 #[test]
 fn acknowledged_writes_survive_sigkill_lmdb_log() {
     run_rounds("lmdb");
+}
+
+// ---------------------------------------------------------------------------------------------
+// SIGKILL during archival and retention: a child writes, rotates, archives and applies
+// retention in a loop, with a durable subscription holding the log; the parent kills it at an
+// arbitrary moment and checks, after reopening, that no acknowledged write is lost, that
+// nothing the view or the subscription needs was deleted, that the log verifies, and that no
+// half-written file is left behind.
+
+const LIFECYCLE_ROUNDS: usize = 4;
+
+fn lifecycle_config(dir: &Path, backend: &str, mode: &str) -> Config {
+    let config = config(dir, backend)
+        .segment_size(4 << 10)
+        .archive_dir(dir.join("archive"));
+    match mode {
+        "retention" => config.retention(RetentionPolicy::keep_all().keep_events(40)),
+        _ => config,
+    }
+}
+
+/// Runs only as the child: writes, rotates, archives (and applies retention) until killed.
+#[test]
+fn lifecycle_crash_child() {
+    let Ok(dir) = std::env::var("AZOTH_LIFECYCLE_DIR") else {
+        return;
+    };
+    let backend = std::env::var("AZOTH_CRASH_BACKEND").unwrap();
+    let mode = std::env::var("AZOTH_LIFECYCLE_MODE").unwrap();
+    let round = std::env::var("AZOTH_LIFECYCLE_ROUND").unwrap();
+    let db = Database::open_with(lifecycle_config(Path::new(&dir), &backend, &mode)).unwrap();
+    // Handles events slowly, so its stored position lags and holds the log back.
+    db.subscribe(
+        "audit",
+        |_: &DatabaseEvent| {
+            std::thread::sleep(Duration::from_micros(200));
+            Ok(())
+        },
+        SubscribeFrom::Stored,
+    )
+    .unwrap();
+    let mut out = std::io::stdout().lock();
+    for i in 0u64.. {
+        let k = format!("r{round}-{i:06}");
+        db.put(k.as_bytes(), k.as_bytes()).unwrap();
+        writeln!(out, "ack {k}").unwrap();
+        out.flush().unwrap();
+        if i % 10 == 9 {
+            db.rotate().unwrap();
+            let newest = db.stats().unwrap().log.newest_event_id;
+            db.archive(newest).unwrap();
+            if mode == "retention" {
+                db.apply_retention().unwrap();
+            }
+        }
+    }
+}
+
+fn temp_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.to_string_lossy().ends_with(".tmp") {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+fn run_lifecycle_rounds(backend: &str, mode: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut acked: Vec<String> = Vec::new();
+    // The rounds must have reached the jobs under test, or they prove nothing.
+    let (mut archived, mut retained) = (false, false);
+    for round in 0..LIFECYCLE_ROUNDS {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "lifecycle_crash_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("AZOTH_LIFECYCLE_DIR", dir.path())
+            .env("AZOTH_CRASH_BACKEND", backend)
+            .env("AZOTH_LIFECYCLE_MODE", mode)
+            .env("AZOTH_LIFECYCLE_ROUND", round.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .collect::<Vec<String>>()
+        });
+        std::thread::sleep(Duration::from_millis(100 + pseudo_random_ms(round)));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        acked.extend(
+            reader
+                .join()
+                .unwrap()
+                .iter()
+                .filter_map(|l| l.strip_prefix("ack ").map(str::to_owned)),
+        );
+
+        // The open itself must not trip over what the kill left.
+        let db = Database::open_with(lifecycle_config(dir.path(), backend, mode)).unwrap();
+        let at = format!("{backend}/{mode} round {round}");
+        assert_eq!(
+            temp_files(dir.path()),
+            Vec::<std::path::PathBuf>::new(),
+            "{at}"
+        );
+        for k in &acked {
+            assert_eq!(
+                db.get(k.as_bytes()).unwrap().as_deref(),
+                Some(k.as_bytes()),
+                "{at}: lost {k}"
+            );
+        }
+        let report = db.verify().unwrap();
+        assert!(report.is_ok(), "{at}: {:?}", report.first_failure);
+        // What the log holds is dense, and reaches back past every holder's position.
+        let stats = db.stats().unwrap();
+        let ids: Vec<u64> = db.events_since(0).unwrap().map(|r| r.unwrap().0).collect();
+        assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "{at}: a gap");
+        assert_eq!(ids.last().copied().unwrap_or(0), stats.log.newest_event_id);
+        let oldest = stats.log.oldest_event_id;
+        retained |= oldest > 1;
+        let units = db.log_units().unwrap();
+        archived |= units.iter().any(|u| u.state == UnitState::Archived);
+        assert!(
+            oldest <= stats.checkpoint + 1,
+            "{at}: the view's events are gone"
+        );
+        if let Some(position) = db.subscription_position("audit").unwrap() {
+            assert!(
+                oldest <= position + 1,
+                "{at}: retention deleted events after the subscription's position {position}"
+            );
+        }
+        if mode == "archive" {
+            let check = db.verify_view().unwrap();
+            assert!(check.is_ok(), "{at}: {check:?}");
+        }
+        db.close().unwrap();
+    }
+    assert!(!acked.is_empty(), "{backend}/{mode}: nothing acknowledged");
+    assert!(
+        archived,
+        "{backend}/{mode}: nothing was archived ({} acks)",
+        acked.len()
+    );
+    assert!(
+        mode != "retention" || retained,
+        "{backend}/{mode}: retention never deleted"
+    );
+}
+
+#[test]
+fn sigkill_during_archival_loses_nothing_file_log() {
+    run_lifecycle_rounds("file", "archive");
+}
+
+#[test]
+fn sigkill_during_archival_loses_nothing_lmdb_log() {
+    run_lifecycle_rounds("lmdb", "archive");
+}
+
+#[test]
+fn sigkill_during_retention_loses_nothing_file_log() {
+    run_lifecycle_rounds("file", "retention");
+}
+
+#[test]
+fn sigkill_during_retention_loses_nothing_lmdb_log() {
+    run_lifecycle_rounds("lmdb", "retention");
 }
