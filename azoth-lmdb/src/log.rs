@@ -211,7 +211,12 @@ impl LmdbEventLog {
                 .archive_dir
                 .clone()
                 .unwrap_or_else(|| dir.join("archive"));
-            crate::log_archive::remove_interrupted(&archive_dir);
+            let oldest_segment = shared
+                .env
+                .read(|txn| Ok(shared.segments(txn)))??
+                .first()
+                .map(|(first, _)| *first);
+            crate::log_archive::remove_leftovers(&archive_dir, oldest_segment);
         }
         let syncer = match options.sync_mode {
             SyncMode::IntervalMs(ms) if !read_only => Some(start_syncer(&shared, ms)),

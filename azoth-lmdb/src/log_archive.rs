@@ -87,20 +87,30 @@ pub(crate) fn remove_archive(shared: &LogShared, dir: &Path, first: EventId) {
     }
 }
 
-/// Removes the temporary files of archives a crash interrupted (`*.azarc.tmp`): the
-/// segment they copy is still in LMDB, and the next `archive` writes them afresh.
-pub(crate) fn remove_interrupted(dir: &Path) {
+/// Removes what a crash in the middle of an archival or a deletion left in the archive
+/// directory: temporary files of interrupted archives (`*.azarc.tmp`; the segment they copy
+/// is still in LMDB, and the next `archive` writes it afresh), and archives of segments
+/// older than `oldest_segment`, whose records `delete_range` had already removed when the
+/// crash came before their files went.
+pub(crate) fn remove_leftovers(dir: &Path, oldest_segment: Option<EventId>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
-    let suffix = format!(".{ARCHIVE_EXTENSION}.tmp");
+    let tmp_suffix = format!(".{ARCHIVE_EXTENSION}.tmp");
+    let suffix = format!(".{ARCHIVE_EXTENSION}");
     for entry in entries.flatten() {
         let name = entry.file_name();
-        if name.to_str().is_some_and(|n| n.ends_with(&suffix)) {
+        let Some(name) = name.to_str() else { continue };
+        let leftover = name.ends_with(&tmp_suffix)
+            || name
+                .strip_suffix(&suffix)
+                .and_then(|id| id.parse::<EventId>().ok())
+                .is_some_and(|first| oldest_segment.is_some_and(|oldest| first < oldest));
+        if leftover {
             let path = entry.path();
-            tracing::info!(path = %path.display(), "removing an interrupted archive");
+            tracing::info!(path = %path.display(), "removing an archive left by an interrupted job");
             if let Err(e) = std::fs::remove_file(&path) {
-                tracing::warn!(path = %path.display(), error = %e, "removing an interrupted archive failed");
+                tracing::warn!(path = %path.display(), error = %e, "removing a leftover archive failed");
             }
         }
     }

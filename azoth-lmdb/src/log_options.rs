@@ -56,7 +56,9 @@ impl LmdbLogOptions {
         self
     }
 
-    /// Where `archive()` writes archive files. Default: `<dir>/archive`.
+    /// Where `archive()` writes archive files. One log per archive directory: at open the log
+    /// removes temporary archives there and archives older than its oldest segment (left by
+    /// a crash in the middle of `delete_range`). Default: `<dir>/archive`.
     pub fn archive_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.archive_dir = Some(dir.into());
         self

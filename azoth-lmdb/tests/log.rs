@@ -324,3 +324,62 @@ fn a_read_only_process_follows_a_growing_writer() {
     lines.for_each(drop);
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn open_removes_what_an_interrupted_archival_or_deletion_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive_dir = dir.path().join("archive");
+    let stale = archive_dir.join(format!("{:020}.azarc", 1));
+    let kept = archive_dir.join(format!("{:020}.azarc", 41));
+    let tmp = archive_dir.join(format!("{:020}.azarc.tmp", 81));
+    {
+        let log = LmdbEventLog::open(dir.path()).unwrap();
+        for _ in 0..3 {
+            append_blocks(&log, 2, 20);
+            log.rotate().unwrap();
+        }
+        assert_eq!(log.archive(80).unwrap(), vec![stale.clone(), kept.clone()]);
+        let copy = std::fs::read(&stale).unwrap();
+        assert_eq!(log.delete_range(1, 40).unwrap(), 40);
+        // As if the crash came after the deletion's commit, before its file went, and in
+        // the middle of writing the next archive.
+        std::fs::write(&stale, copy).unwrap();
+        std::fs::write(&tmp, b"half an archive").unwrap();
+    }
+    let log = LmdbEventLog::open(dir.path()).unwrap();
+    assert!(!stale.exists());
+    assert!(!tmp.exists());
+    assert!(kept.exists(), "an archive still in use was removed");
+    assert_eq!(ids(&log, 1, None), (41..=120).collect::<Vec<_>>());
+    assert!(log.verify().unwrap().is_ok());
+}
+
+#[test]
+fn units_and_verify_progress_describe_every_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = LmdbEventLog::open(dir.path()).unwrap();
+    append_blocks(&log, 2, 10); // 1..=20
+    log.rotate().unwrap();
+    append_blocks(&log, 2, 10); // 21..=40
+    log.rotate().unwrap();
+    append_blocks(&log, 1, 5); // 41..=45, active
+    log.archive(20).unwrap();
+    let units = log.units().unwrap();
+    let shape: Vec<_> = units
+        .iter()
+        .map(|u| (u.first_event_id, u.end_event_id, u.state))
+        .collect();
+    use azoth_core::UnitState::{Active, Archived, Sealed};
+    assert_eq!(
+        shape,
+        vec![(1, 21, Archived), (21, 41, Sealed), (41, 46, Active)]
+    );
+    assert!(units.iter().all(|u| u.bytes > 0));
+    let mut calls = Vec::new();
+    assert!(log.verify_with_progress(|p| calls.push(p)).unwrap().is_ok());
+    assert_eq!(calls.len(), 3);
+    let last = calls[2];
+    assert_eq!((last.segments_done, last.segments_total), (3, 3));
+    assert_eq!(last.bytes_done, last.bytes_total);
+    assert_eq!(last.bytes_total, units.iter().map(|u| u.bytes).sum::<u64>());
+}

@@ -199,7 +199,8 @@ impl Config {
 
     /// Where [`Database::archive`](crate::Database::archive) puts archives. Give the same
     /// directory at every open: the file log finds its archives only in the log directory and
-    /// this one. Default: the file log's directory (`<dir>/log`); for the LMDB log,
+    /// this one. One database per archive directory: both logs take every archive file in it
+    /// for their own. Default: the file log's directory (`<dir>/log`); for the LMDB log,
     /// `<dir>/log/archive`.
     pub fn archive_dir(mut self, dir: impl AsRef<Path>) -> Self {
         self.archive_dir = Some(dir.as_ref().to_path_buf());
