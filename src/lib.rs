@@ -25,10 +25,11 @@ pub use azoth_core::*;
 pub use azoth_file as file;
 pub use azoth_lmdb as lmdb;
 pub use azoth_projector::{
-    ArchiveBoundary, AsyncDatabase, CompactionReport, Config, Database, DatabaseStats, DeadLetter,
-    EventStream, Events, FailurePolicy, HeldBack, LatencySummary, LogBackend, MaintenanceConfig,
-    MaintenanceStats, Projection, ProjectionContext, Range, ReadOnlyDatabase, RetentionHold,
-    RetentionHolder, RetentionPolicy, RetentionReport, RetentionStats, StoreBackend,
-    StoredPosition, SubscribeFrom, SubscriptionConfig, SubscriptionMode, SubscriptionStats,
-    Transaction, ViewMismatch, ViewVerifyReport, decode_payload, encode_payload,
+    ArchiveBoundary, AsyncDatabase, BackupOptions, BackupReport, CompactionReport, Config,
+    Database, DatabaseStats, DeadLetter, EventStream, Events, FailurePolicy, HeldBack,
+    LatencySummary, LogBackend, MaintenanceConfig, MaintenanceStats, Projection, ProjectionContext,
+    Range, ReadOnlyDatabase, RestoreReport, RetentionHold, RetentionHolder, RetentionPolicy,
+    RetentionReport, RetentionStats, StoreBackend, StoredPosition, SubscribeFrom,
+    SubscriptionConfig, SubscriptionMode, SubscriptionStats, Transaction, ViewMismatch,
+    ViewVerifyReport, decode_payload, encode_payload,
 };

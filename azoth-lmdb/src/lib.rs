@@ -7,6 +7,7 @@
 //! | `store.rs`, `store_options.rs`, `store_iter.rs`, `value.rs` | [`LmdbStore`] |
 //! | `store_snapshot.rs` | [`LmdbStoreSnapshot`]: a read-only, lock-free view of a store directory |
 //! | `log.rs`, `log_options.rs`, `log_format.rs`, `log_iter.rs`, `log_verify.rs`, `log_archive.rs` | [`LmdbEventLog`] |
+//! | `log_copy.rs` | [`LmdbEventLog::copy_to`]: a consistent copy of a live log, for backups |
 //! | `error.rs` | heed's errors as [`AzothError`](azoth_core::AzothError) |
 //!
 //! ```
@@ -36,6 +37,7 @@ mod error;
 mod fsutil;
 mod log;
 mod log_archive;
+mod log_copy;
 mod log_format;
 mod log_iter;
 mod log_options;

@@ -134,7 +134,7 @@ impl Drop for Syncer {
 /// ```
 pub struct LmdbEventLog {
     dir: PathBuf,
-    shared: Arc<LogShared>,
+    pub(crate) shared: Arc<LogShared>,
     state: Mutex<LogState>,
     options: LmdbLogOptions,
     read_only: bool,

@@ -7,6 +7,7 @@ use azoth_core::{
     VerifyProgress, VerifyReport,
 };
 
+use crate::backup::{BackupOptions, BackupReport, RestoreReport};
 use crate::config::Config;
 use crate::database::Database;
 use crate::lifecycle::{ArchiveBoundary, CompactionReport, ViewVerifyReport};
@@ -57,6 +58,41 @@ impl AsyncDatabase {
     pub async fn open_with(config: Config) -> DatabaseResult<Self> {
         let db = blocking(move || Database::open_with(config)).await?;
         Ok(Self { db })
+    }
+
+    /// Writes a consistent backup into `dest` while writes go on, as [`Database::backup`],
+    /// on the blocking pool.
+    ///
+    /// # Errors
+    /// As [`Database::backup`].
+    pub async fn backup(&self, dest: impl AsRef<Path>) -> DatabaseResult<BackupReport> {
+        self.backup_with(dest, BackupOptions::default()).await
+    }
+
+    /// As [`Database::backup_with`], on the blocking pool.
+    ///
+    /// # Errors
+    /// As [`Database::backup_with`].
+    pub async fn backup_with(
+        &self,
+        dest: impl AsRef<Path>,
+        options: BackupOptions,
+    ) -> DatabaseResult<BackupReport> {
+        let (db, dest) = (self.db.clone(), dest.as_ref().to_path_buf());
+        blocking(move || db.backup_with(&dest, options)).await
+    }
+
+    /// Restores the backup in `backup` into the data directory `dir`, as
+    /// [`Database::restore`], on the blocking pool.
+    ///
+    /// # Errors
+    /// As [`Database::restore`].
+    pub async fn restore(
+        backup: impl AsRef<Path>,
+        dir: impl AsRef<Path>,
+    ) -> DatabaseResult<RestoreReport> {
+        let (backup, dir) = (backup.as_ref().to_path_buf(), dir.as_ref().to_path_buf());
+        blocking(move || Database::restore(&backup, &dir)).await
     }
 
     /// The blocking handle of the same database.

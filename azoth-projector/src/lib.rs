@@ -11,6 +11,8 @@
 //! | `memtable` | recent writes, ordered, readable while the writer adds |
 //! | `view` | active memtable → frozen memtables → canonical store; the flush |
 //! | `projection` | [`Projection`]: the application's events → view writes |
+//! | `backup` | [`Database::backup`] / [`Database::restore`]: consistent online backups, [`BackupOptions`] |
+//! | `backup_manifest` | the backup manifest: magic, version, a checksum per file (`FORMAT.md`) |
 //! | `read_only` | [`ReadOnlyDatabase`]: inspecting a directory (even a live one) without a lock or a write |
 //! | `backend` | opening the log and store in the data directory, the lock, `verify`, the log's units |
 //! | `lifecycle` | rotate, archive ([`ArchiveBoundary`]), compact ([`CompactionReport`]), verify, [`verify_view`](Database::verify_view) |
@@ -47,6 +49,8 @@
 
 mod async_database;
 mod backend;
+mod backup;
+mod backup_manifest;
 mod config;
 mod database;
 mod engine;
@@ -65,6 +69,7 @@ mod writer;
 
 pub use async_database::AsyncDatabase;
 pub use azoth_core::SyncMode;
+pub use backup::{BackupOptions, BackupReport, RestoreReport};
 pub use config::{
     Config, DEFAULT_ARCHIVE_COMPRESSION_LEVEL, DEFAULT_FLUSH_INTERVAL, DEFAULT_GROUP_COMMIT_CAP,
     DEFAULT_MEMTABLE_SIZE, DEFAULT_SEGMENT_SIZE, DEFAULT_TRANSACTION_ATTEMPTS,
