@@ -45,8 +45,9 @@
 //!
 //! Event ids, the hash chain and segment boundaries are kept, including a log whose oldest
 //! event is above 1 after retention. The view is restored as `view/` whatever directory
-//! `VIEW` named. Not included: archives a file log keeps outside `<dir>/log` (a custom archive
-//! directory), and the application's projections (code, not data: open the restored directory
+//! `VIEW` named, and archives as the default archive location (`<dir>/log` for the file log,
+//! `<dir>/log/archive` for LMDB) whatever `Config::archive_dir` said. Not included: the
+//! application's projections (code, not data: open the restored directory
 //! with the same `Config`). A `Database` opened with
 //! [`open_with_backends`](Database::open_with_backends) has no directory to back up: `Config`.
 
@@ -288,7 +289,8 @@ impl Database {
             let copied = match core.log_handle()? {
                 LogHandle::File(log) => {
                     log.rotate()?;
-                    copy_file_log(&dir.join("log"), &log_dir).map(|()| LogBackend::File)
+                    let archives = core.config.archive_dir.as_deref();
+                    copy_file_log(&dir.join("log"), archives, &log_dir).map(|()| LogBackend::File)
                 }
                 LogHandle::Lmdb(log) => log.copy_to(&log_dir).map(|_| LogBackend::Lmdb),
                 LogHandle::Custom(_) => {
@@ -428,9 +430,11 @@ fn view_snapshot(dir: &Path) -> Result<Option<LmdbStoreSnapshot>> {
     LmdbStoreSnapshot::open(&view_dir).map(Some)
 }
 
-/// Copies the file log's sealed units from `src` into `dest`, and the active (highest)
-/// segment as its header only (see the module docs).
-fn copy_file_log(src: &Path, dest: &Path) -> Result<()> {
+/// Copies the file log's sealed units from `src` (and the archives from `archive_dir`, if the
+/// log keeps them elsewhere) into `dest`, and the active (highest) segment as its header only
+/// (see the module docs). The copy keeps its archives beside its segments, where a log opened
+/// with the default options finds them.
+fn copy_file_log(src: &Path, archive_dir: Option<&Path>, dest: &Path) -> Result<()> {
     fs::create_dir_all(dest)?;
     let mut units: Vec<(FileKind, EventId, PathBuf)> = Vec::new();
     let mut gaps = None;
@@ -442,6 +446,15 @@ fn copy_file_log(src: &Path, dest: &Path) -> Result<()> {
             Some((kind, id)) if kind != FileKind::Temp => units.push((kind, id, entry.path())),
             _ if name == GAPS_FILE => gaps = Some(entry.path()),
             _ => {}
+        }
+    }
+    if let Some(archives) = archive_dir.filter(|a| *a != src && a.is_dir()) {
+        for entry in fs::read_dir(archives)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            if let Some((FileKind::Archive, id)) = name.to_str().and_then(file_name::parse) {
+                units.push((FileKind::Archive, id, entry.path()));
+            }
         }
     }
     let active = units

@@ -54,8 +54,8 @@ use azoth_core::{
     AzothError, CanonicalStore, DatabaseEvent, Entry, EventId, Location, MemoryStore, OperationId,
     Result, StoreWrite, VerifyProgress, VerifyReport, decode_event, prefix_successor,
 };
-use azoth_file::FileEventLog;
-use azoth_lmdb::{LmdbEventLog, LmdbStoreSnapshot};
+use azoth_file::FileLogOptions;
+use azoth_lmdb::{LmdbLogOptions, LmdbStoreSnapshot};
 use parking_lot::{Mutex, RwLock};
 
 use crate::backend::{self, LogHandle};
@@ -142,8 +142,8 @@ impl ReadOnlyDatabase {
     }
 
     /// Opens the directory of `config` read-only. From `config` it takes the directory, the
-    /// projections (give the application's, or its `AppEvent`s leave the view unchanged) and
-    /// the value limit; the log backend is detected from the directory, and nothing of the
+    /// projections (give the application's, or its `AppEvent`s leave the view unchanged), the
+    /// archive directory and the value limit; the log backend is detected from the directory, and nothing of the
     /// write path (sync mode, memtable size, flush interval) applies.
     ///
     /// # Errors
@@ -153,9 +153,22 @@ impl ReadOnlyDatabase {
     pub fn open_with(config: Config) -> Result<Self> {
         let log_backend = detect_log_backend(&config.dir)?;
         let log_dir = config.dir.join("log");
+        // Archives kept elsewhere are found only where the config says.
         let log = match log_backend {
-            LogBackend::Lmdb => LogHandle::Lmdb(Arc::new(LmdbEventLog::open_read_only(&log_dir)?)),
-            LogBackend::File => LogHandle::File(Arc::new(FileEventLog::open_read_only(&log_dir)?)),
+            LogBackend::Lmdb => {
+                let mut options = LmdbLogOptions::default();
+                if let Some(archives) = &config.archive_dir {
+                    options = options.archive_dir(archives);
+                }
+                LogHandle::Lmdb(Arc::new(options.open_read_only(&log_dir)?))
+            }
+            LogBackend::File => {
+                let mut options = FileLogOptions::default();
+                if let Some(archives) = &config.archive_dir {
+                    options = options.archive_dir(archives);
+                }
+                LogHandle::File(Arc::new(options.open_read_only(&log_dir)?))
+            }
         };
         let inner = Inner {
             config,

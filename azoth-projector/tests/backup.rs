@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use azoth_core::{AzothError, DatabaseEvent, Operation, SyncMode};
 use azoth_projector::{
-    AsyncDatabase, BackupOptions, Config, Database, LogBackend, ProjectionContext, decode_payload,
-    encode_payload,
+    AsyncDatabase, BackupOptions, Config, Database, LogBackend, ProjectionContext,
+    ReadOnlyDatabase, RetentionPolicy, decode_payload, encode_payload,
 };
 
 /// `Added` adds the payload (a u64) to `total`: an application projection whose state
@@ -306,6 +306,55 @@ mod bodies {
         // Ids go on where the source's did.
         assert_eq!(copy.put(b"next", b"1").unwrap().sequence, 402);
     }
+
+    pub fn keeps_ids_after_retention_and_archives_kept_elsewhere(
+        backend: LogBackend,
+        options: BackupOptions,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let archives = dir.path().join("archives");
+        let src_config = || {
+            config(&dir.path().join("src"), backend)
+                .archive_dir(&archives)
+                .retention(RetentionPolicy::keep_all().keep_events(1100))
+        };
+        let db = Database::open_with(src_config()).unwrap();
+        for i in 0..1500u64 {
+            db.put(format!("k{:04}", i % 400).as_bytes(), &i.to_le_bytes())
+                .unwrap();
+            if i % 250 == 249 {
+                db.rotate().unwrap();
+            }
+        }
+        db.flush().unwrap();
+        let retention = db.apply_retention().unwrap();
+        db.archive(1000).unwrap();
+        let oldest = db.stats().unwrap().log.oldest_event_id;
+        assert!(oldest > 1, "retention deleted nothing: {retention:?}");
+        assert!(
+            std::fs::read_dir(&archives).unwrap().count() > 0,
+            "nothing archived outside the data directory"
+        );
+        let source_events = db.get_events().unwrap();
+        let source_state = state(&db);
+
+        let report = db.backup_with(dir.path().join("b"), options).unwrap();
+        assert_eq!(report.oldest_event_id, oldest);
+        let restored = Database::restore(dir.path().join("b"), dir.path().join("r")).unwrap();
+        assert_eq!(restored.oldest_event_id, oldest);
+        // The archives come back in the default place: a plain config finds them.
+        let copy = Database::open_with(config(&dir.path().join("r"), backend)).unwrap();
+        assert!(copy.verify().unwrap().is_ok());
+        assert_eq!(copy.stats().unwrap().log.oldest_event_id, oldest);
+        assert_eq!(copy.get_events().unwrap(), source_events);
+        assert_eq!(state(&copy), source_state);
+        assert_eq!(copy.put(b"next", b"1").unwrap().sequence, 1501);
+        copy.close().unwrap();
+        // A read-only look at the source finds its archives where its config says.
+        let ro = ReadOnlyDatabase::open_with(src_config()).unwrap();
+        assert_eq!(ro.get_events().unwrap(), source_events);
+        assert!(ro.verify().unwrap().is_ok());
+    }
 }
 
 macro_rules! suite {
@@ -319,6 +368,10 @@ macro_rules! suite {
             #[test]
             fn restore_refuses_what_it_must() {
                 bodies::restore_refuses_what_it_must($backend, $options)
+            }
+            #[test]
+            fn keeps_ids_after_retention_and_archives_kept_elsewhere() {
+                bodies::keeps_ids_after_retention_and_archives_kept_elsewhere($backend, $options)
             }
             #[test]
             fn backup_of_a_quiet_database_is_exact() {
