@@ -9,6 +9,7 @@
 //!   archive/    archived segments (unless another directory is configured)
 //! ```
 
+use std::collections::HashMap;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -138,6 +139,8 @@ pub struct LmdbEventLog {
     state: Mutex<LogState>,
     options: LmdbLogOptions,
     read_only: bool,
+    /// The event bytes of sealed segments by first id, for [`units`](Self::units).
+    sealed_bytes: Mutex<HashMap<EventId, u64>>,
     // Dropped before the environment: stops and joins the sync thread.
     _syncer: Option<Syncer>,
     _lock: Option<DirLock>,
@@ -228,6 +231,7 @@ impl LmdbEventLog {
             state: Mutex::new(state),
             options,
             read_only,
+            sealed_bytes: Mutex::new(HashMap::new()),
             _syncer: syncer,
             _lock: lock,
         })
@@ -334,6 +338,9 @@ impl LmdbEventLog {
             shared.segments(&txn)?
         };
         let archive_dir = self.archive_dir();
+        // A sealed segment never changes: its size is summed once, then remembered until it
+        // is archived or deleted.
+        let mut sizes = self.sealed_bytes.lock();
         let mut out = Vec::with_capacity(segments.len());
         for (i, (first, rec)) in segments.iter().enumerate() {
             let next_first = segments.get(i + 1).map(|(next, _)| *next);
@@ -348,7 +355,10 @@ impl LmdbEventLog {
                 SegmentState::Sealed => LogUnit {
                     first_event_id: *first,
                     end_event_id: rec.last + 1,
-                    bytes: event_bytes(shared, &txn, *first, next_first)?,
+                    bytes: match sizes.get(first) {
+                        Some(bytes) => *bytes,
+                        None => event_bytes(shared, &txn, *first, next_first)?,
+                    },
                     state: UnitState::Sealed,
                     path: self.segment_path(*first),
                 },
@@ -362,6 +372,11 @@ impl LmdbEventLog {
             };
             out.push(unit);
         }
+        *sizes = out
+            .iter()
+            .filter(|u| u.state == UnitState::Sealed)
+            .map(|u| (u.first_event_id, u.bytes))
+            .collect();
         Ok(out)
     }
 }

@@ -303,12 +303,15 @@ pub(crate) fn apply(
     core.check_open()?;
     let handle = core.log_handle()?;
     let log = handle.log();
+    // Sealed units never change, and the callers hold the job lock, so no archival or other
+    // deletion changes them either: what the policy marks here, outside the clock, still
+    // stands when the deletion runs. Units sealed meanwhile are left for the next run.
+    let units = handle.units()?;
+    let wanted = marked(policy, &units, log.as_ref())?;
     // Under the clock: no subscription starts and no group commits while the hold is read
     // and the units go. The view checkpoint may still rise meanwhile (a flush), which only
     // makes the hold read here conservative.
     let clock = core.clock.lock();
-    let units = handle.units()?;
-    let wanted = marked(policy, &units, log.as_ref())?;
     let holds = holds(core)?;
     let hold_position = holds.first().map_or(EventId::MAX, |h| h.position);
     let deletable = units[..wanted]

@@ -626,3 +626,39 @@ fn a_custom_log_has_no_archival_and_keeps_everything() {
     assert_eq!(calls, 1);
     assert!(db.verify_view().unwrap().is_ok());
 }
+
+#[test]
+fn maintenance_stops_at_close_and_at_drop_without_waiting_for_its_interval() {
+    // An hour between passes: close and drop must wake the thread, not wait for the hour.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), LogBackend::File)
+        .maintenance(MaintenanceConfig::every(Duration::from_secs(3600)));
+    let db = Database::open_with(cfg.clone()).unwrap();
+    assert!(db.stats().unwrap().maintenance.enabled);
+    db.close().unwrap();
+    let db = Database::open_with(cfg).unwrap();
+    drop(db);
+    // The directory lock was released, so the thread no longer holds the database.
+    Database::open_with(config(dir.path(), LogBackend::File)).unwrap();
+}
+
+#[test]
+fn maintenance_counts_failed_steps_and_goes_on() {
+    // A log given to open_with_backends cannot archive: every pass's archive step fails.
+    let log = Arc::new(azoth_core::MemoryEventLog::new());
+    let store = Arc::new(azoth_core::MemoryStore::new());
+    let cfg = Config::new("unused").maintenance(
+        MaintenanceConfig::every(Duration::from_millis(1)).archive(ArchiveBoundary::UpTo(u64::MAX)),
+    );
+    let db = Database::open_with_backends(cfg, log, store).unwrap();
+    eventually("several passes fail and the thread goes on", || {
+        let m = db.stats().unwrap().maintenance;
+        m.runs >= 3 && m.failures >= 3
+    });
+    let m = db.stats().unwrap().maintenance;
+    assert!(m.last_error.unwrap().starts_with("archive:"));
+    let metrics = db.metrics_text().unwrap();
+    assert!(metrics.contains("# TYPE azoth_maintenance_failures_total counter"));
+    db.put(b"still", b"writable").unwrap();
+    db.close().unwrap();
+}
