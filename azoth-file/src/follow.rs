@@ -33,6 +33,8 @@ use crate::unit::Unit;
 /// when the units changed.
 pub(crate) fn refresh(shared: &Shared) -> Result<()> {
     let _one_at_a_time = shared.follow.lock();
+    // A writer in this process may still gather its newest blocks in memory.
+    crate::log::write_out_writer_of(&shared.dir)?;
     let listed = recovery::list_units(&shared.dir, &shared.options)?;
     let active = {
         let units = shared.units.read();

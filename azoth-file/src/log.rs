@@ -25,6 +25,35 @@ use azoth_core::DirLock;
 /// The largest frame buffer kept between appends.
 const KEEP_BUFFER: usize = 16 * 1024 * 1024;
 
+/// The writable logs open in this process, by canonical directory. A read-only handle opened
+/// beside one of them asks it to write its gathered tail out first (see [`Tail`]), so that it
+/// sees every block the writer acknowledged, as readers of the writer's own handle do.
+/// (Another process sees the gathered blocks once they are written out: at the write-buffer
+/// size, a sync, a rotation or the writer's close.)
+static WRITERS: Mutex<Vec<(PathBuf, std::sync::Weak<Shared>)>> = Mutex::new(Vec::new());
+
+fn canonical(dir: &Path) -> PathBuf {
+    std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
+}
+
+/// Writes out the gathered tail of the writable log open on `dir` in this process, if any:
+/// for a read-only handle about to read the directory's files.
+///
+/// # Errors
+/// The write's I/O error.
+pub(crate) fn write_out_writer_of(dir: &Path) -> Result<()> {
+    let dir = canonical(dir);
+    let writer = WRITERS
+        .lock()
+        .iter()
+        .find(|(d, _)| *d == dir)
+        .and_then(|(_, w)| w.upgrade());
+    match writer {
+        Some(shared) => shared.write_out_tail(None),
+        None => Ok(()),
+    }
+}
+
 /// The state readers and the writer share.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -37,12 +66,50 @@ pub(crate) struct Shared {
     maintenance: Mutex<()>,
     /// Why the log refuses writes, once a sync failed.
     poisoned: Mutex<Option<String>>,
-    /// The active segment's file, for the interval sync thread.
-    active_file: Mutex<Option<Arc<dyn WritableFile>>>,
+    /// The active segment's file and its blocks not yet written to it; `None` for a
+    /// read-only handle. Taken after the writer's lock, never before it.
+    tail: Mutex<Option<Tail>>,
     /// No writer: the units follow the directory (see `follow`).
     pub(crate) read_only: bool,
     /// One refresh of a read-only handle at a time.
     pub(crate) follow: Mutex<()>,
+}
+
+/// The active segment's file and the blocks appended but not yet written to it.
+///
+/// With `SyncMode::Never` and `IntervalMs` and a write buffer set
+/// ([`FileLogOptions::write_buffer`]), appends gather their blocks in `buf` and they reach
+/// the file in large writes: when `buf` would outgrow the write buffer, at every sync (the
+/// interval thread's included), at rotation, on drop, and whenever a reader of this log needs
+/// bytes past what is written (readers never see less than every acknowledged block). With
+/// `Always`, or without a write buffer, every block is written when it is appended (and with
+/// `Always` synced before it is acknowledged), so `buf` stays empty.
+#[derive(Debug)]
+pub(crate) struct Tail {
+    file: Arc<dyn WritableFile>,
+    seg: Arc<Segment>,
+    /// The file offset where `buf` belongs: every byte before it is written.
+    written: u64,
+    buf: Vec<u8>,
+}
+
+impl Tail {
+    /// Writes the gathered blocks to the file. On failure they stay in `buf`, and a retry
+    /// writes them again at the same offset: whatever part reached the file is a prefix of
+    /// the same bytes, which recovery would read as a torn tail at worst.
+    fn write_out(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        self.file.write_all_at(&self.buf, self.written)?;
+        self.written += self.buf.len() as u64;
+        self.seg.set_written(self.written);
+        self.buf.clear();
+        if self.buf.capacity() > KEEP_BUFFER {
+            self.buf = Vec::new();
+        }
+        Ok(())
+    }
 }
 
 impl Shared {
@@ -52,6 +119,26 @@ impl Shared {
         if p.is_none() {
             *p = Some(detail);
         }
+    }
+
+    /// Makes sure the file of `seg` holds its bytes up to `upto` (a reader is about to read
+    /// them), writing out the gathered tail if `seg` is the active segment.
+    pub(crate) fn ensure_written(&self, seg: &Arc<Segment>, upto: u64) -> Result<()> {
+        if seg.written_offset() >= upto {
+            return Ok(());
+        }
+        self.write_out_tail(Some(seg))
+    }
+
+    /// Writes the gathered tail out, if `seg` is `None` or the active segment.
+    pub(crate) fn write_out_tail(&self, seg: Option<&Arc<Segment>>) -> Result<()> {
+        let mut tail = self.tail.lock();
+        if let Some(t) = tail.as_mut() {
+            if seg.is_none_or(|s| Arc::ptr_eq(s, &t.seg)) {
+                t.write_out()?;
+            }
+        }
+        Ok(())
     }
 
     fn check_poisoned(&self) -> Result<()> {
@@ -69,6 +156,7 @@ impl Shared {
 struct Writer {
     seg: Arc<Segment>,
     file: Arc<dyn WritableFile>,
+    /// The end of the appended blocks, those still gathered in the [`Tail`] included.
     offset: u64,
     next_id: EventId,
     last_hash: ChainHash,
@@ -138,6 +226,9 @@ impl FileEventLog {
             std::fs::create_dir_all(dir)?;
             Some(DirLock::acquire(dir)?)
         };
+        if read_only {
+            write_out_writer_of(dir)?;
+        }
         let rec = recover(dir, &options, read_only)?;
         let writer = if read_only {
             None
@@ -162,10 +253,20 @@ impl FileEventLog {
             maintenance: Mutex::new(()),
             options,
             poisoned: Mutex::new(None),
-            active_file: Mutex::new(writer.as_ref().map(|w| Arc::clone(&w.file))),
+            tail: Mutex::new(writer.as_ref().map(|w| Tail {
+                file: Arc::clone(&w.file),
+                seg: Arc::clone(&w.seg),
+                written: w.offset,
+                buf: Vec::new(),
+            })),
             read_only,
             follow: Mutex::new(()),
         });
+        if !read_only {
+            let mut writers = WRITERS.lock();
+            writers.retain(|(_, w)| w.strong_count() > 0);
+            writers.push((canonical(dir), Arc::downgrade(&shared)));
+        }
         let syncer = match (shared.options.sync_mode, read_only) {
             (SyncMode::IntervalMs(ms), false) => Some(spawn_syncer(&shared, ms)?),
             _ => None,
@@ -235,17 +336,41 @@ impl FileEventLog {
         };
         let w = &mut *w;
         let hash = encode_frame(&mut w.buf, &w.last_hash, first_event_id, events);
-        if let Err(e) = w.file.write_all_at(&w.buf, w.offset) {
-            // Readers never see past the published end, so the log stays consistent; cut any
-            // partial write off so the next block lands on a clean end.
-            if let Err(e2) = w.file.set_len(w.offset) {
-                self.shared.poison(format!(
-                    "write failed ({e}) and truncating it failed ({e2})"
-                ));
+        let always = self.shared.options.sync_mode == SyncMode::Always;
+        let gather = if always {
+            0
+        } else {
+            self.shared.options.write_buffer
+        };
+        {
+            let mut tail = self.shared.tail.lock();
+            let Some(tail) = tail.as_mut() else {
+                return Err(AzothError::ReadOnly);
+            };
+            if tail.buf.len() + len > gather {
+                // Before this block joins: if the write fails, this append fails and has
+                // changed nothing; the gathered (acknowledged) blocks stay for a retry.
+                tail.write_out()?;
             }
-            return Err(e.into());
+            if len <= gather {
+                tail.buf.extend_from_slice(&w.buf);
+            } else {
+                tail.write_out()?;
+                if let Err(e) = w.file.write_all_at(&w.buf, w.offset) {
+                    // Readers never see past the published end, so the log stays consistent;
+                    // cut any partial write off so the next block lands on a clean end.
+                    if let Err(e2) = w.file.set_len(w.offset) {
+                        self.shared.poison(format!(
+                            "write failed ({e}) and truncating it failed ({e2})"
+                        ));
+                    }
+                    return Err(e.into());
+                }
+                tail.written = w.offset + len as u64;
+                w.seg.set_written(tail.written);
+            }
         }
-        if self.shared.options.sync_mode == SyncMode::Always {
+        if always {
             if let Err(e) = w.file.sync_data() {
                 self.shared.poison(format!("fdatasync failed: {e}"));
                 return Err(e.into());
@@ -279,6 +404,8 @@ impl FileEventLog {
         self.shared.check_poisoned()?;
         let fs = self.shared.options.fs.as_ref();
         let dir = &self.shared.dir;
+        // A sealed segment is whole on its file: readers of sealed data never ask for more.
+        self.shared.write_out_tail(None)?;
         // With SyncMode::Never nothing on the append path syncs, sealing included: an fsync
         // of even a small file can force the file system to write back the whole segment.
         let durable = self.shared.options.sync_mode != SyncMode::Never;
@@ -317,7 +444,11 @@ impl FileEventLog {
             w.seg.seal();
             units.list.push(Unit::Segment(Arc::clone(&seg)));
         }
-        *self.shared.active_file.lock() = Some(Arc::clone(&file));
+        if let Some(tail) = self.shared.tail.lock().as_mut() {
+            tail.file = Arc::clone(&file);
+            tail.seg = Arc::clone(&seg);
+            tail.written = SEGMENT_HEADER_LEN as u64;
+        }
         w.seg = seg;
         w.file = file;
         w.offset = SEGMENT_HEADER_LEN as u64;
@@ -381,7 +512,22 @@ fn spawn_syncer(shared: &Arc<Shared>, ms: u64) -> Result<Syncer> {
                 rx.recv_timeout(Duration::from_millis(ms))
             {
                 let Some(shared) = weak.upgrade() else { return };
-                let file = shared.active_file.lock().clone();
+                // Write the gathered blocks out under the tail's lock, sync without it, so
+                // appends go on during the fdatasync.
+                let file = {
+                    let mut tail = shared.tail.lock();
+                    match tail.as_mut() {
+                        Some(t) => match t.write_out() {
+                            Ok(()) => Some(Arc::clone(&t.file)),
+                            Err(e) => {
+                                drop(tail);
+                                shared.poison(format!("background write failed: {e}"));
+                                None
+                            }
+                        },
+                        None => None,
+                    }
+                };
                 if let Some(file) = file {
                     if let Err(e) = file.sync_data() {
                         shared.poison(format!("background fdatasync failed: {e}"));
@@ -397,7 +543,14 @@ fn spawn_syncer(shared: &Arc<Shared>, ms: u64) -> Result<Syncer> {
 
 impl Drop for FileEventLog {
     fn drop(&mut self) {
-        // A clean close loses nothing under IntervalMs: sync what the thread has not yet.
+        // A clean close loses nothing: the gathered blocks reach the file in every mode, and
+        // under IntervalMs they are synced too.
+        if self.shared.check_poisoned().is_ok() {
+            if let Err(e) = self.shared.write_out_tail(None) {
+                tracing::error!(dir = %self.shared.dir.display(), error = %e, "final write failed");
+                return;
+            }
+        }
         if self.shared.options.sync_mode == SyncMode::Never {
             return;
         }
@@ -519,6 +672,7 @@ impl EventLog for FileEventLog {
         };
         let w = w.lock();
         self.shared.check_poisoned()?;
+        self.shared.write_out_tail(None)?;
         if let Err(e) = w.file.sync_data() {
             self.shared.poison(format!("fdatasync failed: {e}"));
             return Err(e.into());
@@ -528,6 +682,8 @@ impl EventLog for FileEventLog {
 
     fn stats(&self) -> Result<EventLogStats> {
         self.follow()?;
+        // So that the bytes counted are the bytes on disk.
+        self.shared.write_out_tail(None)?;
         let units = self.shared.units.read();
         let holding = || units.list.iter().filter(|u| u.end_id() > u.first_id());
         Ok(EventLogStats {

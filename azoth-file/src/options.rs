@@ -44,6 +44,7 @@ pub struct FileLogOptions {
     pub(crate) recovery_mode: RecoveryMode,
     pub(crate) archive_dir: Option<PathBuf>,
     pub(crate) compression_level: i32,
+    pub(crate) write_buffer: usize,
     pub(crate) fs: Arc<dyn FileSystem>,
 }
 
@@ -60,6 +61,7 @@ impl Default for FileLogOptions {
             recovery_mode: RecoveryMode::TruncateTail,
             archive_dir: None,
             compression_level: DEFAULT_COMPRESSION_LEVEL,
+            write_buffer: 0,
             fs: Arc::new(StdFs),
         }
     }
@@ -96,6 +98,21 @@ impl FileLogOptions {
     /// The zstd level of archives (1..=22). Default: 3.
     pub fn compression_level(mut self, level: i32) -> Self {
         self.compression_level = level;
+        self
+    }
+
+    /// With [`SyncMode::Never`] or [`SyncMode::IntervalMs`], gather appended blocks in memory
+    /// up to this many bytes and write them to the active segment in one `pwrite`, instead of
+    /// one per block: for small appends the system call is most of the cost. The blocks are
+    /// written out when the buffer is full, at every sync (the interval thread's included),
+    /// at rotation, on close, and before any reader of this handle (or a read-only handle in
+    /// this process) reads them, so readers still see every acknowledged block. The price:
+    /// a crash of the process (not only of the machine) may lose what is gathered, and
+    /// another process sees the gathered blocks only once they are written out. No effect
+    /// with [`SyncMode::Always`], which writes and syncs every block before acknowledging it.
+    /// Default: 0 (every block is written when appended).
+    pub fn write_buffer(mut self, bytes: usize) -> Self {
+        self.write_buffer = bytes;
         self
     }
 

@@ -105,8 +105,10 @@ impl FileLogIter {
         self.next = self.next.max(unit.first_id());
         match unit {
             Unit::Segment(seg) => {
+                let limit = seg.end_offset();
+                self.shared.ensure_written(&seg, limit)?;
                 let file = File::open(&seg.path)?;
-                let reader = BlockReader::new(file, seg.seek(self.next), seg.end_offset());
+                let reader = BlockReader::new(file, seg.seek(self.next), limit);
                 self.cur = Some(Cursor::Segment { seg, reader });
             }
             Unit::Archive(unit) => {
@@ -165,6 +167,7 @@ impl FileLogIter {
                     // The writer may have published more since this cursor started.
                     let published = seg.end_offset();
                     if !seg.is_sealed() && published > reader.limit() {
+                        self.shared.ensure_written(seg, published)?;
                         reader.set_limit(published);
                         continue;
                     }

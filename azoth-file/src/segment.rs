@@ -32,6 +32,9 @@ pub struct Segment {
     /// The segment file.
     pub path: PathBuf,
     end_offset: AtomicU64,
+    /// How much of the file is written; below `end_offset` while the writer gathers the
+    /// active segment's newest blocks in memory (see the log's write buffer).
+    written: AtomicU64,
     end_id: AtomicU64,
     sealed: AtomicBool,
     index: RwLock<Vec<IndexEntry>>,
@@ -51,6 +54,7 @@ impl Segment {
             first_id: header.first_event_id,
             path,
             end_offset: AtomicU64::new(end_offset),
+            written: AtomicU64::new(end_offset),
             end_id: AtomicU64::new(end_id),
             sealed: AtomicBool::new(sealed),
             index: RwLock::new(index),
@@ -65,6 +69,17 @@ impl Segment {
     /// The length of the published blocks, header included.
     pub fn end_offset(&self) -> u64 {
         self.end_offset.load(Ordering::Acquire)
+    }
+
+    /// How many bytes of the file are written: readers of the active segment make sure it
+    /// reaches what they read (`Shared::ensure_written`).
+    pub fn written_offset(&self) -> u64 {
+        self.written.load(Ordering::Acquire)
+    }
+
+    /// Records that the file now holds `written` bytes.
+    pub fn set_written(&self, written: u64) {
+        self.written.store(written, Ordering::Release);
     }
 
     /// True once sealed: immutable from then on.

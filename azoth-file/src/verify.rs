@@ -46,6 +46,8 @@ impl FileEventLog {
         mut progress: impl FnMut(VerifyProgress),
     ) -> Result<VerifyReport> {
         self.follow()?;
+        // The active segment's newest blocks may still be gathered in memory.
+        self.shared.write_out_tail(None)?;
         let units: Vec<Unit> = self.shared.units.read().list.clone();
         let mut report = VerifyReport::default();
         let mut p = VerifyProgress {

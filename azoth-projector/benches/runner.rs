@@ -23,6 +23,8 @@ use azoth_file::FileLogOptions;
 use azoth_projector::{Config, Database};
 
 const VALUE: [u8; 100] = [0xAB; 100];
+/// The log write buffer of the `log_write_buffer` cases.
+const WRITE_BUFFER: usize = 256 * 1024;
 
 fn key(i: u64) -> [u8; 16] {
     let mut k = [0u8; 16];
@@ -138,8 +140,16 @@ fn raw_heed_get(n: u64, budget: Duration) -> f64 {
 }
 
 fn put_one_thread(mode: SyncMode, budget: Duration) -> f64 {
+    put_one_thread_with(config_for(mode), budget)
+}
+
+fn config_for(mode: SyncMode) -> impl Fn(&Path) -> Config {
+    move |dir| config(dir, mode)
+}
+
+fn put_one_thread_with(make: impl Fn(&Path) -> Config, budget: Duration) -> f64 {
     let dir = tmp();
-    let db = Database::open_with(config(dir.path(), mode)).unwrap();
+    let db = Database::open_with(make(dir.path())).unwrap();
     let (rate, _) = timed(budget, |i| {
         db.put(&key(i), &VALUE).unwrap();
     });
@@ -147,9 +157,9 @@ fn put_one_thread(mode: SyncMode, budget: Duration) -> f64 {
     rate
 }
 
-fn batch_1000(budget: Duration) -> f64 {
+fn batch_1000(make: impl Fn(&Path) -> Config, budget: Duration) -> f64 {
     let dir = tmp();
-    let db = Database::open_with(config(dir.path(), SyncMode::Never)).unwrap();
+    let db = Database::open_with(make(dir.path())).unwrap();
     let start = Instant::now();
     let mut n = 0u64;
     while start.elapsed() < budget {
@@ -320,10 +330,34 @@ fn main() {
             format!("{:.0}% of raw append", 100.0 * v / raw_append),
         );
     }
+    if wanted("put, SyncMode::Never + log_write_buffer(256 KiB), 1 thread") {
+        let v = put_one_thread_with(
+            |dir| config(dir, SyncMode::Never).log_write_buffer(WRITE_BUFFER),
+            budget,
+        );
+        row(
+            "put, SyncMode::Never + log_write_buffer(256 KiB), 1 thread",
+            v,
+            "ops/s",
+            format!("{:.0}% of raw append", 100.0 * v / raw_append),
+        );
+    }
     if wanted("batch of 1000 puts, SyncMode::Never") {
-        let v = batch_1000(budget);
+        let v = batch_1000(config_for(SyncMode::Never), budget);
         row(
             "batch of 1000 puts, SyncMode::Never",
+            v,
+            "events/s",
+            String::new(),
+        );
+    }
+    if wanted("batch of 1000 puts, SyncMode::Never + log_write_buffer(256 KiB)") {
+        let v = batch_1000(
+            |dir| config(dir, SyncMode::Never).log_write_buffer(WRITE_BUFFER),
+            budget,
+        );
+        row(
+            "batch of 1000 puts, SyncMode::Never + log_write_buffer(256 KiB)",
             v,
             "events/s",
             String::new(),

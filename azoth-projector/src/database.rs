@@ -225,7 +225,18 @@ impl Database {
     /// # Errors
     /// `Closed`; errors of the canonical store.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.get_entry(key)?.and_then(|e| e.value))
+        Ok(self.lookup(key)?.and_then(|e| e.value))
+    }
+
+    /// The view's newest state of `key` (a tombstone has no value), timed and audited.
+    fn lookup(&self, key: &[u8]) -> Result<Option<crate::memtable::MemEntry>> {
+        let core = self.core();
+        core.check_open()?;
+        let started = Instant::now();
+        let found = core.view.get(key)?;
+        core.read_latency.record(started.elapsed());
+        self.audit_read(key)?;
+        Ok(found)
     }
 
     /// The live entry of `key` (value and the id of the operation that wrote it), or `None`.
@@ -233,13 +244,7 @@ impl Database {
     /// # Errors
     /// `Closed`; errors of the canonical store.
     pub fn get_entry(&self, key: &[u8]) -> Result<Option<Entry>> {
-        let core = self.core();
-        core.check_open()?;
-        let started = Instant::now();
-        let found = core.view.get(key)?;
-        core.read_latency.record(started.elapsed());
-        self.audit_read(key)?;
-        Ok(found.and_then(|e| {
+        Ok(self.lookup(key)?.and_then(|e| {
             e.value.map(|value| Entry {
                 key: key.to_vec(),
                 value: Some(value),

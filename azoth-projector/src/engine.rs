@@ -25,6 +25,14 @@ use crate::writer::{Draft, GroupCommitter, Outcome, Request, Writer};
 /// Events replayed per memtable insert on open and in `rebuild_view`.
 const REPLAY_CHUNK: usize = 1024;
 
+/// How many times `memtable_size` replay lets the memtable grow before it flushes. A running
+/// database holds up to twice `memtable_size` in its active memtable (writers then stall for
+/// a flush) besides the frozen one being flushed, so the unflushed tail it leaves replays
+/// with no flush at all — a flush mid-replay was most of the open time — while a tail from
+/// a larger memtable setting or a foreign writer still replays in bounded memory. The
+/// background flusher takes the memtable down after the open.
+const REPLAY_MEMTABLE_FACTOR: usize = 4;
+
 /// What only the group leader touches (and `rebuild_view`, to hold writers off).
 pub(crate) struct Clock {
     pub(crate) next_id: EventId,
@@ -156,12 +164,15 @@ impl Core {
             "opened the database and replayed the log's unflushed tail"
         );
         core.start_flusher()?;
+        if core.view.active_bytes() > core.config.memtable_size {
+            core.nudge_flusher();
+        }
         Ok(core)
     }
 
     /// Replays events `[from, to)` of `log` into `view` through the projections; returns how
-    /// many. Flushes `view` whenever its memtable outgrows the configured size, so replay
-    /// memory stays bounded.
+    /// many. Flushes `view` whenever its memtable outgrows [`REPLAY_MEMTABLE_FACTOR`] times
+    /// the configured size, so replay memory stays bounded.
     pub(crate) fn replay_into(
         &self,
         view: &View,
@@ -199,7 +210,7 @@ impl Core {
             if in_chunk == REPLAY_CHUNK {
                 view.apply(std::mem::take(&mut writes), id);
                 in_chunk = 0;
-                if view.sizes().active_bytes > self.config.memtable_size {
+                if view.active_bytes() > REPLAY_MEMTABLE_FACTOR * self.config.memtable_size {
                     view.flush(log)?;
                 }
             }
@@ -271,15 +282,20 @@ impl Core {
     /// After a group: wake the flusher at the memtable size; flush here, holding the writers
     /// back, at twice that size (the flusher is behind, so memory would grow without bound).
     fn after_group(&self) {
-        let active = self.view.sizes().active_bytes;
+        let active = self.view.active_bytes();
         if active > 2 * self.config.memtable_size {
             if let Err(e) = self.flush() {
                 tracing::warn!(error = %e, "flush under memory pressure failed");
             }
         } else if active > self.config.memtable_size {
-            if let Some(nudge) = self.nudge.lock().as_ref() {
-                let _ = nudge.try_send(());
-            }
+            self.nudge_flusher();
+        }
+    }
+
+    /// Wakes the background flusher now rather than at its interval.
+    fn nudge_flusher(&self) {
+        if let Some(nudge) = self.nudge.lock().as_ref() {
+            let _ = nudge.try_send(());
         }
     }
 

@@ -1,6 +1,10 @@
 //! [`Memtable`]: the recent writes of the view, in key order, readable while the writer adds.
 
-use std::collections::{BTreeMap, HashMap};
+use std::borrow::Borrow;
+use std::collections::BTreeSet;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry as MapEntry;
+use std::hash::{Hash, Hasher};
 use std::ops::Bound;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -8,10 +12,96 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use azoth_core::{EventId, Key, OperationId, StoreWrite, Value};
 use parking_lot::RwLock;
 
-/// Bytes counted per entry beyond its key (twice) and value: the B-tree and hash slots, the
-/// `Vec` headers, the shared entry and the id. An estimate, so that many tiny entries still
-/// count toward the flush threshold.
-const ENTRY_OVERHEAD: usize = 128;
+/// Bytes counted per entry beyond its value (and its key, when the key is too long to be
+/// stored inline): the ordered set's slot, the hash slot with its share of empty slots, the
+/// value's allocation header. An estimate, so that many tiny entries still count toward the
+/// flush threshold.
+const ENTRY_OVERHEAD: usize = 160;
+
+/// Keys up to this many bytes are stored inside the maps' slots, not behind a pointer.
+const INLINE_KEY: usize = 30;
+
+/// A memtable key: inline when short (most keys), so that hashing, the B-tree's comparisons
+/// and rehashing read the slot itself instead of chasing a pointer to the heap — those cache
+/// misses were most of an insert's cost — and copying a key into the second map allocates
+/// nothing. Longer keys are shared between the two maps.
+///
+/// Equality, order and hash are those of the bytes (`[u8]`'s), as `Borrow<[u8]>` requires,
+/// so the maps are searched with plain `&[u8]`.
+#[derive(Clone)]
+pub(crate) enum MemKey {
+    Inline { len: u8, bytes: [u8; INLINE_KEY] },
+    Shared(Arc<[u8]>),
+}
+
+impl MemKey {
+    fn new(key: &[u8]) -> Self {
+        if key.len() <= INLINE_KEY {
+            let mut bytes = [0u8; INLINE_KEY];
+            bytes[..key.len()].copy_from_slice(key);
+            // INLINE_KEY < 256: the length fits.
+            MemKey::Inline {
+                len: key.len() as u8,
+                bytes,
+            }
+        } else {
+            MemKey::Shared(Arc::from(key))
+        }
+    }
+
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match self {
+            MemKey::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            MemKey::Shared(b) => b,
+        }
+    }
+
+    /// Heap bytes this key holds beyond its slot.
+    fn heap_len(&self) -> usize {
+        match self {
+            MemKey::Inline { .. } => 0,
+            MemKey::Shared(b) => b.len(),
+        }
+    }
+}
+
+impl Borrow<[u8]> for MemKey {
+    fn borrow(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl PartialEq for MemKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for MemKey {}
+
+impl PartialOrd for MemKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for MemKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_slice().cmp(other.as_slice())
+    }
+}
+
+impl Hash for MemKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_slice().hash(state);
+    }
+}
+
+impl std::fmt::Debug for MemKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("MemKey").field(&self.as_slice()).finish()
+    }
+}
 
 /// One key's newest state in a memtable: `value = None` is a tombstone, which hides any older
 /// value in frozen memtables and the store.
@@ -21,13 +111,14 @@ pub(crate) struct MemEntry {
     pub(crate) operation_id: OperationId,
 }
 
-/// The ordered map serves scans; the hash index serves point reads. A B-tree of heap-allocated
-/// keys costs a cache miss per comparison (about 17 for 100k keys), a hash lookup one or two,
-/// so `get` is several times faster with the index. Both share each entry (`Arc`).
+/// The hash map holds the entries and serves point reads with one probe; the ordered set of
+/// keys serves scans and flushes, which look each entry up in the map. (A B-tree alone costs
+/// a comparison per level on every `get`.) foldhash, not SipHash: the keys are the
+/// application's own, hashed inside the process, and SipHash was a tenth of a put.
 #[derive(Debug, Default)]
 struct Maps {
-    ordered: BTreeMap<Key, Arc<MemEntry>>,
-    index: HashMap<Key, Arc<MemEntry>>,
+    index: HashMap<MemKey, MemEntry, foldhash::fast::RandomState>,
+    ordered: BTreeSet<MemKey>,
 }
 
 /// The maps behind a read-write lock. The writer holds the write lock only to insert one
@@ -54,28 +145,28 @@ impl Memtable {
     /// group's last event.
     pub(crate) fn apply(&self, writes: Vec<StoreWrite>, last_event: EventId) {
         if !writes.is_empty() {
-            let mut map = self.map.write();
+            let mut guard = self.map.write();
+            let maps = &mut *guard;
+            maps.index.reserve(writes.len());
             let mut added = 0usize;
             let mut removed = 0usize;
             for w in writes {
-                let entry = Arc::new(MemEntry {
+                let new_len = w.value.as_ref().map_or(0, Vec::len);
+                let entry = MemEntry {
                     value: w.value,
                     operation_id: w.operation_id,
-                });
-                let new_len = entry.value.as_ref().map_or(0, Vec::len);
-                match map.index.get_mut(&w.key) {
-                    Some(old) => {
-                        removed += old.value.as_ref().map_or(0, Vec::len);
+                };
+                match maps.index.entry(MemKey::new(&w.key)) {
+                    MapEntry::Occupied(mut slot) => {
+                        removed += slot.get().value.as_ref().map_or(0, Vec::len);
                         added += new_len;
-                        *old = Arc::clone(&entry);
-                        if let Some(slot) = map.ordered.get_mut(&w.key) {
-                            *slot = entry;
-                        }
+                        slot.insert(entry);
                     }
-                    None => {
-                        added += 2 * w.key.len() + new_len + ENTRY_OVERHEAD;
-                        map.index.insert(w.key.clone(), Arc::clone(&entry));
-                        map.ordered.insert(w.key, entry);
+                    MapEntry::Vacant(slot) => {
+                        let key = slot.key().clone();
+                        added += 2 * key.heap_len() + new_len + ENTRY_OVERHEAD;
+                        slot.insert(entry);
+                        maps.ordered.insert(key);
                     }
                 }
             }
@@ -86,10 +177,11 @@ impl Memtable {
     }
 
     pub(crate) fn get(&self, key: &[u8]) -> Option<MemEntry> {
-        self.map.read().index.get(key).map(|e| MemEntry::clone(e))
+        self.map.read().index.get(key).cloned()
     }
 
-    /// The entries with keys in `[start, end)`, copied out so that no lock is held afterwards.
+    /// The entries with keys in `[start, end)`, in key order, copied out so that no lock is
+    /// held afterwards.
     pub(crate) fn range(&self, start: Option<&[u8]>, end: Option<&[u8]>) -> Vec<(Key, MemEntry)> {
         let lower = start.map_or(Bound::Unbounded, Bound::Included);
         let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
@@ -98,24 +190,28 @@ impl Memtable {
                 return Vec::new();
             }
         }
-        self.map
-            .read()
-            .ordered
+        let maps = self.map.read();
+        maps.ordered
             .range::<[u8], _>((lower, upper))
-            .map(|(k, v)| (k.clone(), MemEntry::clone(v)))
+            .filter_map(|k| {
+                let k = k.as_slice();
+                maps.index.get(k).map(|e| (k.to_vec(), e.clone()))
+            })
             .collect()
     }
 
-    /// Every entry as store writes, for a flush.
+    /// Every entry as store writes, in key order, for a flush.
     pub(crate) fn to_store_writes(&self) -> Vec<StoreWrite> {
-        self.map
-            .read()
-            .ordered
+        let maps = self.map.read();
+        maps.ordered
             .iter()
-            .map(|(k, v)| StoreWrite {
-                key: k.clone(),
-                value: v.value.clone(),
-                operation_id: v.operation_id,
+            .filter_map(|k| {
+                let k = k.as_slice();
+                maps.index.get(k).map(|e| StoreWrite {
+                    key: k.to_vec(),
+                    value: e.value.clone(),
+                    operation_id: e.operation_id,
+                })
             })
             .collect()
     }
@@ -174,5 +270,38 @@ mod tests {
         m.apply(Vec::new(), 9);
         assert!(m.is_empty());
         assert_eq!(m.last_event(), 9);
+    }
+
+    #[test]
+    fn inline_and_shared_keys_order_as_bytes() {
+        let long_a = "a".repeat(INLINE_KEY + 5);
+        let long_b = format!("{}b", "a".repeat(INLINE_KEY));
+        let m = Memtable::new(0);
+        m.apply(
+            vec![
+                w(&long_b, Some("2"), 1),
+                w("ab", Some("1"), 2),
+                w(&long_a, Some("3"), 3),
+                w("", Some("0"), 4),
+                w(&"a".repeat(INLINE_KEY), Some("4"), 5),
+            ],
+            5,
+        );
+        let keys: Vec<Vec<u8>> = m.range(None, None).into_iter().map(|(k, _)| k).collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted);
+        assert_eq!(keys.len(), 5);
+        assert_eq!(
+            m.get(long_a.as_bytes()).unwrap().value.as_deref(),
+            Some(&b"3"[..])
+        );
+        assert_eq!(m.get(b"ab").unwrap().value.as_deref(), Some(&b"1"[..]));
+        assert!(m.get(b"a").is_none());
+        let writes = m.to_store_writes();
+        assert_eq!(
+            writes.iter().map(|w| w.key.clone()).collect::<Vec<_>>(),
+            sorted
+        );
     }
 }

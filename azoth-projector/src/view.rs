@@ -37,7 +37,6 @@ pub(crate) struct View {
 pub(crate) struct MemtableSizes {
     pub(crate) entries: u64,
     pub(crate) bytes: u64,
-    pub(crate) active_bytes: usize,
     pub(crate) frozen: usize,
 }
 
@@ -88,12 +87,18 @@ impl View {
     pub(crate) fn range(&self, start: Option<&[u8]>, end: Option<&[u8]>) -> Result<ViewRange> {
         let tables = self.tables.read();
         let store = tables.store.as_ref().ok_or(AzothError::Closed)?;
-        let mut overlay: BTreeMap<Key, MemEntry> = BTreeMap::new();
-        // Oldest first, so newer layers overwrite older ones.
-        for frozen in tables.frozen.iter().rev() {
-            overlay.extend(frozen.range(start, end));
-        }
-        overlay.extend(tables.active.range(start, end));
+        let overlay = if tables.frozen.is_empty() {
+            // The usual case: one memtable, already in key order.
+            tables.active.range(start, end)
+        } else {
+            let mut merged: BTreeMap<Key, MemEntry> = BTreeMap::new();
+            // Oldest first, so newer layers overwrite older ones.
+            for frozen in tables.frozen.iter().rev() {
+                merged.extend(frozen.range(start, end));
+            }
+            merged.extend(tables.active.range(start, end));
+            merged.into_iter().collect()
+        };
         let store_iter = store.range(start, end)?;
         Ok(ViewRange {
             overlay: overlay.into_iter().peekable(),
@@ -113,12 +118,16 @@ impl View {
         self.flushes.load(Ordering::Relaxed)
     }
 
+    /// The active memtable's estimated bytes: the flush trigger, read after every group.
+    pub(crate) fn active_bytes(&self) -> usize {
+        self.tables.read().active.bytes()
+    }
+
     pub(crate) fn sizes(&self) -> MemtableSizes {
         let tables = self.tables.read();
         let mut sizes = MemtableSizes {
             entries: tables.active.len() as u64,
             bytes: tables.active.bytes() as u64,
-            active_bytes: tables.active.bytes(),
             frozen: tables.frozen.len(),
         };
         for frozen in &tables.frozen {
@@ -198,7 +207,7 @@ impl View {
 /// The lazy iterator of [`View::range`]: merges the memtables' entries with the store's,
 /// memtables winning, tombstones hiding store values.
 pub(crate) struct ViewRange {
-    overlay: Peekable<std::collections::btree_map::IntoIter<Key, MemEntry>>,
+    overlay: Peekable<std::vec::IntoIter<(Key, MemEntry)>>,
     store: Peekable<StoreIter>,
 }
 

@@ -100,28 +100,46 @@ impl Writer {
 
     /// Queues `request`, blocks until its group has committed, and returns its outcome.
     pub(crate) fn submit(&self, request: Request, committer: &dyn GroupCommitter) -> Outcome {
+        let mut queue = self.queue.lock();
+        while queue.pending.len() >= self.capacity && !queue.closed {
+            self.changed.wait(&mut queue);
+        }
+        if queue.closed {
+            return Err(AzothError::Closed);
+        }
+        if !queue.leader_active && queue.pending.is_empty() {
+            // Alone: commit on this thread without queueing or a waiter to wake, the common
+            // case of a single writer. Callers arriving meanwhile queue and are led next.
+            queue.leader_active = true;
+            drop(queue);
+            let outcome = committer
+                .commit_group(vec![request])
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| {
+                    Err(AzothError::Config(
+                        "commit group returned too few outcomes".into(),
+                    ))
+                });
+            self.groups.fetch_add(1, Ordering::Relaxed);
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            self.pass_leadership();
+            return outcome;
+        }
         let waiter = Arc::new(Waiter {
             state: Mutex::new(WaitState::Waiting),
             wake: Condvar::new(),
         });
-        {
-            let mut queue = self.queue.lock();
-            while queue.pending.len() >= self.capacity && !queue.closed {
-                self.changed.wait(&mut queue);
-            }
-            if queue.closed {
-                return Err(AzothError::Closed);
-            }
-            queue.pending.push_back(Pending {
-                request,
-                waiter: Arc::clone(&waiter),
-            });
-            if !queue.leader_active {
-                queue.leader_active = true;
-                drop(queue);
-                return self.lead(&waiter, committer);
-            }
+        queue.pending.push_back(Pending {
+            request,
+            waiter: Arc::clone(&waiter),
+        });
+        if !queue.leader_active {
+            queue.leader_active = true;
+            drop(queue);
+            return self.lead(&waiter, committer);
         }
+        drop(queue);
         let mut state = waiter.state.lock();
         loop {
             match std::mem::replace(&mut *state, WaitState::Waiting) {
@@ -165,15 +183,21 @@ impl Writer {
                 }
             }
             if let Some(outcome) = mine.take() {
-                let mut queue = self.queue.lock();
-                match queue.pending.front() {
-                    Some(next) => next.waiter.set(WaitState::Lead),
-                    None => {
-                        queue.leader_active = false;
-                        self.changed.notify_all();
-                    }
-                }
+                self.pass_leadership();
                 return outcome;
+            }
+        }
+    }
+
+    /// Called by a leader done with its own request: hands the leadership to the first
+    /// waiting caller, or leaves the writer idle.
+    fn pass_leadership(&self) {
+        let mut queue = self.queue.lock();
+        match queue.pending.front() {
+            Some(next) => next.waiter.set(WaitState::Lead),
+            None => {
+                queue.leader_active = false;
+                self.changed.notify_all();
             }
         }
     }
