@@ -66,7 +66,7 @@ use azoth_lmdb::{LmdbEventLog, LmdbStoreOptions, LmdbStoreSnapshot};
 
 use crate::backend::{self, LogHandle};
 use crate::backup_manifest::{FileEntry, MANIFEST_FILE, Manifest, manifest_path, under};
-use crate::config::LogBackend;
+use crate::config::{LogBackend, StoreBackend};
 use crate::database::Database;
 
 /// Attempts at a consistent copy before the backup gives up (see step 4).
@@ -280,7 +280,12 @@ impl Database {
         for attempt in 1..=ATTEMPTS {
             clear_dir(staging)?;
             self.flush()?;
-            let snapshot = view_snapshot(&dir)?;
+            // A memory view has nothing on disk; a view directory left from an earlier
+            // configuration is not this database's view.
+            let snapshot = match core.config.store_backend {
+                StoreBackend::Memory => None,
+                _ => view_snapshot(&dir)?,
+            };
             let checkpoint = match &snapshot {
                 Some(s) => s.checkpoint()?,
                 None => 0,
