@@ -465,3 +465,97 @@ fn a_memory_view_and_a_rebuilt_view_are_backed_up() {
     assert_eq!(state(&copy), state(&db));
     assert_eq!(copy.stats().unwrap().checkpoint, 101);
 }
+
+const KILL_CHILD_DIR: &str = "AZOTH_BACKUP_KILL_CHILD_DIR";
+const KILL_CHILD_BACKEND: &str = "AZOTH_BACKUP_KILL_CHILD_BACKEND";
+
+/// Run as a child by `a_killed_backup_leaves_no_backup_that_looks_complete`: writes and
+/// backs up in a loop (`b0`, `b1`, …) until killed. Does nothing in a normal test run.
+#[test]
+fn backing_up_child() {
+    let (Ok(dir), Ok(backend)) = (
+        std::env::var(KILL_CHILD_DIR),
+        std::env::var(KILL_CHILD_BACKEND),
+    ) else {
+        return;
+    };
+    let backend = if backend == "lmdb" {
+        LogBackend::Lmdb
+    } else {
+        LogBackend::File
+    };
+    let dir = std::path::PathBuf::from(dir);
+    let db = Database::open_with(config(&dir.join("src"), backend)).unwrap();
+    for round in 0u64.. {
+        for i in 0..500u64 {
+            db.put(format!("{round}:{i}").as_bytes(), &[3; 64]).unwrap();
+        }
+        let options = if round % 2 == 0 {
+            BackupOptions::default()
+        } else {
+            BackupOptions::default().zstd(1)
+        };
+        db.backup_with(dir.join(format!("b{round}")), options)
+            .unwrap();
+        println!("DONE {round}");
+    }
+}
+
+#[test]
+fn a_killed_backup_leaves_no_backup_that_looks_complete() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    for (backend, name) in [(LogBackend::File, "file"), (LogBackend::Lmdb, "lmdb")] {
+        for kill_after in [0u64, 2] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut child = Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "backing_up_child",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env(KILL_CHILD_DIR, dir.path())
+                .env(KILL_CHILD_BACKEND, name)
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut out = BufReader::new(child.stdout.take().unwrap());
+            let mut line = String::new();
+            while !line.contains(&format!("DONE {kill_after}")) {
+                line.clear();
+                assert!(out.read_line(&mut line).unwrap() > 0, "child ended early");
+            }
+            // The child is now writing or backing up round kill_after + 1.
+            child.kill().unwrap();
+            child.wait().unwrap();
+            let mut complete = 0;
+            let names: Vec<String> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            let restores = tempfile::tempdir().unwrap();
+            for name in names {
+                if name == "src" {
+                    continue;
+                }
+                if let Some(round) = name.strip_prefix('b') {
+                    // Whatever has a backup's name is a whole backup.
+                    let round: u64 = round.parse().unwrap();
+                    let report =
+                        Database::restore(dir.path().join(&name), restores.path().join(&name))
+                            .unwrap_or_else(|e| panic!("{name} does not restore: {e}"));
+                    assert!(report.newest_event_id >= (round + 1) * 500);
+                    complete += 1;
+                } else {
+                    assert!(name.starts_with(".b"), "unexpected {name}");
+                    assert!(name.contains(".partial-"), "unexpected {name}");
+                }
+            }
+            assert!(complete > kill_after);
+            // The interrupted source opens and verifies.
+            let db = Database::open_with(config(&dir.path().join("src"), backend)).unwrap();
+            assert!(db.verify().unwrap().is_ok());
+        }
+    }
+}
