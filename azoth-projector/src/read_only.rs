@@ -51,8 +51,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use azoth_core::{
-    AzothError, CanonicalStore, DatabaseEvent, Entry, EventId, Location, MemoryStore, OperationId,
-    Result, StoreWrite, VerifyProgress, VerifyReport, decode_event, prefix_successor,
+    AzothError, CanonicalStore, DatabaseEvent, Entry, EventId, Location, LogUnit, MemoryStore,
+    OperationId, Result, StoreWrite, VerifyProgress, VerifyReport, decode_event, prefix_successor,
 };
 use azoth_file::FileLogOptions;
 use azoth_lmdb::{LmdbLogOptions, LmdbStoreSnapshot};
@@ -359,6 +359,27 @@ impl ReadOnlyDatabase {
             checkpoint: state.checkpoint,
             ..DatabaseStats::default()
         })
+    }
+
+    /// [`stats`](Self::stats) in the Prometheus text exposition format.
+    ///
+    /// # Errors
+    /// As [`stats`](Self::stats).
+    pub fn metrics_text(&self) -> Result<String> {
+        Ok(self.stats()?.metrics_text())
+    }
+
+    /// The log's units as the directory holds them now (the writer's rotations, archivals
+    /// and deletions included), oldest first, the active one last; as
+    /// [`Database::log_units`](crate::Database::log_units).
+    ///
+    /// # Errors
+    /// Errors reading the log.
+    pub fn log_units(&self) -> Result<Vec<LogUnit>> {
+        // Asking for the log's end first makes a read-only file log take in the writer's
+        // changes (its unit list is read from the directory then).
+        self.inner.log.log().next_event_id()?;
+        self.inner.log.units()
     }
 
     /// Checks the log's integrity with its backend's verification, as

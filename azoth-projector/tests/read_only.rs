@@ -196,6 +196,9 @@ mod bodies {
         }
         writer.join().unwrap();
         assert_eq!(ro.get_events().unwrap(), db.get_events().unwrap());
+        db.rotate().unwrap();
+        assert_eq!(ro.log_units().unwrap(), db.log_units().unwrap());
+        assert!(ro.metrics_text().unwrap().contains("azoth_log_events"));
         // The view stayed where it was until asked.
         assert_eq!(ro.position(), 1);
         assert_eq!(ro.get(b"w:0").unwrap(), None);
