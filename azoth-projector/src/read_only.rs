@@ -41,7 +41,8 @@
 //!   `ReadOnlyDatabase` opened beside the application's `Database` reads through the
 //!   `Database`'s open environments. The other order has a cost: while a `ReadOnlyDatabase`
 //!   of an LMDB directory is open, a `Database` opening that directory in the same process
-//!   gets `Locked`.
+//!   gets `Locked` (also a `Database` reopened after closing, if a `ReadOnlyDatabase` still
+//!   holds the environments it shared). Tools in their own process are not affected.
 //!
 //! [`position`]: ReadOnlyDatabase::position
 //! [`refresh`]: ReadOnlyDatabase::refresh
