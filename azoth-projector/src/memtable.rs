@@ -87,7 +87,34 @@ impl PartialOrd for MemKey {
 
 impl Ord for MemKey {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.as_slice().cmp(other.as_slice())
+        match (self, other) {
+            (
+                MemKey::Inline {
+                    len: a_len,
+                    bytes: a,
+                },
+                MemKey::Inline {
+                    len: b_len,
+                    bytes: b,
+                },
+            ) => {
+                // The zero-padded arrays order as the keys do (where they differ, the shorter
+                // key's padding is below the longer key's byte, as a prefix orders first);
+                // equal arrays leave the lengths to decide. Two big-endian words compare the
+                // first 16 bytes without a call to memcmp, which the B-tree makes per level.
+                let word = |k: &[u8; INLINE_KEY], at: usize| {
+                    let mut w = [0u8; 16];
+                    let end = (at + 16).min(INLINE_KEY);
+                    w[..end - at].copy_from_slice(&k[at..end]);
+                    u128::from_be_bytes(w)
+                };
+                word(a, 0)
+                    .cmp(&word(b, 0))
+                    .then_with(|| word(a, 16).cmp(&word(b, 16)))
+                    .then_with(|| a_len.cmp(b_len))
+            }
+            _ => self.as_slice().cmp(other.as_slice()),
+        }
     }
 }
 
@@ -270,6 +297,33 @@ mod tests {
         m.apply(Vec::new(), 9);
         assert!(m.is_empty());
         assert_eq!(m.last_event(), 9);
+    }
+
+    #[test]
+    fn inline_keys_compare_as_their_bytes() {
+        let keys: Vec<Vec<u8>> = vec![
+            vec![],
+            vec![0],
+            vec![0, 0],
+            vec![1],
+            vec![0, 1],
+            vec![255; 30],
+            vec![255; 29],
+            b"bench:k:\0\0\0\0\0\0\0\x01".to_vec(),
+            b"bench:k:\0\0\0\0\0\0\x01\0".to_vec(),
+            b"bench:k:\0\0\0\0\0\0\0\x01\0".to_vec(),
+            [vec![7; 16], vec![0; 14]].concat(),
+            [vec![7; 16], vec![0; 13]].concat(),
+            [vec![7; 16], vec![0; 13], vec![1]].concat(),
+            vec![9; 31],
+        ];
+        for a in &keys {
+            for b in &keys {
+                let (ka, kb) = (MemKey::new(a), MemKey::new(b));
+                assert_eq!(ka.cmp(&kb), a.cmp(b), "{a:?} vs {b:?}");
+                assert_eq!(ka == kb, a == b);
+            }
+        }
     }
 
     #[test]
