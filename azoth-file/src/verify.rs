@@ -68,7 +68,12 @@ impl FileEventLog {
                 }
             }
             let outcome = match unit {
-                Unit::Segment(seg) => verify_segment(seg, &mut expected, &mut report)?,
+                Unit::Segment(seg) => match verify_segment(seg, &mut expected, &mut report) {
+                    Err(AzothError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                        self.verify_moved(seg, e, &mut expected, &mut report)?
+                    }
+                    other => other?,
+                },
                 Unit::Archive(a) => verify_archive(a, &mut expected, &mut report)?,
             };
             report.segments_verified += 1;
@@ -81,6 +86,36 @@ impl FileEventLog {
             }
         }
         Ok(report)
+    }
+
+    /// A sealed segment whose file was gone when verification reached it: archival or
+    /// retention ran meanwhile (the file log allows both beside readers). If it was
+    /// archived, its archive is checked instead; if retention deleted it, the chain restarts
+    /// at the next unit, as it does from the oldest unit. A segment the log still lists is
+    /// really missing: the error stands.
+    fn verify_moved(
+        &self,
+        seg: &Segment,
+        missing: std::io::Error,
+        expected: &mut Option<(ChainHash, EventId)>,
+        report: &mut VerifyReport,
+    ) -> Result<Check> {
+        let now = self
+            .shared
+            .units
+            .read()
+            .list
+            .iter()
+            .find(|u| u.first_id() == seg.first_id)
+            .cloned();
+        match now {
+            Some(Unit::Archive(a)) => verify_archive(&a, expected, report),
+            None => {
+                *expected = None;
+                Ok(Ok(()))
+            }
+            Some(Unit::Segment(_)) => Err(missing.into()),
+        }
     }
 }
 

@@ -158,3 +158,42 @@ fn archival_runs_beside_appends_and_readers() {
     let report = log.verify().unwrap();
     assert!(report.is_ok(), "{report:?}");
 }
+
+#[test]
+fn verify_follows_segments_archived_or_deleted_while_it_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_small(dir.path(), 4096);
+    fill(&log, 1, 1500, 7);
+    let units = log.units();
+    assert!(units.len() >= 5, "{units:?}");
+    let second_last = units[1].end_event_id - 1;
+    let third_last = units[2].end_event_id - 1;
+    // After the first unit is checked, the second is archived and the third deleted, as
+    // archival and retention may do beside a reader; verify must follow, not fail.
+    let mut calls = 0;
+    let report = log
+        .verify_with_progress(|_| {
+            calls += 1;
+            if calls == 1 {
+                assert_eq!(log.archive(second_last).unwrap().len(), 2);
+                let deleted = log
+                    .delete_range(units[2].first_event_id, third_last)
+                    .unwrap();
+                assert_eq!(deleted as u64, units[2].event_count());
+            }
+        })
+        .unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(calls, units.len());
+    let ids: Vec<u64> = log
+        .iter_range(1, None)
+        .unwrap()
+        .map(|r| r.unwrap().0)
+        .collect();
+    let expected: Vec<u64> = (1..1500)
+        .filter(|id| *id < units[2].first_event_id || *id > third_last)
+        .collect();
+    assert_eq!(ids, expected);
+    assert!(log.verify().unwrap().is_ok());
+    assert!(log.verify().unwrap().is_ok());
+}

@@ -281,7 +281,8 @@ impl Database {
     }
 
     /// [`verify`](Self::verify), calling `progress` after each unit checked (for a log given
-    /// to `open_with_backends`, once at the end).
+    /// to `open_with_backends`, once at the end). Archival and retention wait while it runs;
+    /// writers and readers do not.
     ///
     /// # Errors
     /// As [`verify`](Self::verify).
@@ -290,6 +291,9 @@ impl Database {
         mut progress: impl FnMut(VerifyProgress),
     ) -> Result<VerifyReport> {
         self.core().check_open()?;
+        // No archival or retention meanwhile: a unit archived or deleted under the check
+        // would otherwise look missing.
+        let _job = self.lifecycle().jobs.lock();
         self.core()
             .log_handle()?
             .verify_with_progress(&mut progress)
