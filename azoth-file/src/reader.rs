@@ -14,6 +14,8 @@ use crate::log::Shared;
 use crate::segment::{BlockReader, Segment};
 use crate::unit::{ArchiveUnit, Unit};
 
+/// How many times a reader looks again for a unit whose file went away as it opened it.
+const MOVED_RETRIES: u32 = 16;
 /// The events of an archive, from the core archive reader.
 type ArchiveEvents = Box<dyn Iterator<Item = Result<(EventId, Vec<u8>)>> + Send>;
 
@@ -78,16 +80,23 @@ impl FileLogIter {
 
     /// Opens the unit holding `self.next` (or the first after it); false when none is left.
     fn open_next_unit(&mut self) -> Result<bool> {
-        match self.try_open_next_unit() {
-            // Archived or deleted between the lookup and the open: look again, once.
-            Err(AzothError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
-                // A read-only handle learns of the change only by looking again.
-                if self.shared.read_only {
-                    crate::follow::refresh(&self.shared)?;
+        let mut attempts = 0;
+        loop {
+            match self.try_open_next_unit() {
+                // Archived or deleted between the lookup and the open: look again. Archival
+                // and retention may move several units in a row while a reader looks, so a
+                // few times; a file that stays missing is an error.
+                Err(AzothError::Io(e))
+                    if e.kind() == std::io::ErrorKind::NotFound && attempts < MOVED_RETRIES =>
+                {
+                    attempts += 1;
+                    // A read-only handle learns of the change only by looking again.
+                    if self.shared.read_only {
+                        crate::follow::refresh(&self.shared)?;
+                    }
                 }
-                self.try_open_next_unit()
+                other => return other,
             }
-            other => other,
         }
     }
 

@@ -7,13 +7,14 @@
 //! chain; a truncation or a missing middle segment shows up as ids that do not continue.
 
 use std::fs::File;
+use std::sync::Arc;
 
 use azoth_core::{
     AzothError, ChainHash, EventId, Location, Result, VerifyFailure, VerifyProgress, VerifyReport,
 };
 
 use crate::format::{DecodeError, chain_hash};
-use crate::log::FileEventLog;
+use crate::log::{FileEventLog, Shared};
 use crate::segment::{BlockReader, ScanError, Segment, read_header};
 use crate::unit::{ArchiveUnit, Unit};
 
@@ -68,12 +69,14 @@ impl FileEventLog {
                 }
             }
             let outcome = match unit {
-                Unit::Segment(seg) => match verify_segment(seg, &mut expected, &mut report) {
-                    Err(AzothError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
-                        self.verify_moved(seg, e, &mut expected, &mut report)?
+                Unit::Segment(seg) => {
+                    match verify_segment(&self.shared, seg, &mut expected, &mut report) {
+                        Err(AzothError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                            self.verify_moved(seg, e, &mut expected, &mut report)?
+                        }
+                        other => other?,
                     }
-                    other => other?,
-                },
+                }
                 Unit::Archive(a) => verify_archive(a, &mut expected, &mut report)?,
             };
             report.segments_verified += 1;
@@ -175,10 +178,19 @@ fn verify_archive(
 }
 
 fn verify_segment(
-    seg: &Segment,
+    shared: &Shared,
+    seg: &Arc<Segment>,
     expected: &mut Option<(ChainHash, EventId)>,
     report: &mut VerifyReport,
 ) -> Result<Check> {
+    // The active segment grows while it is checked. Appends publish the offset before the id,
+    // so the id read first is covered by the offset read after it; the blocks up to that
+    // offset must reach at least that id. A sealed segment must end exactly where it says.
+    let sealed = seg.is_sealed();
+    let end_id_floor = seg.end_id();
+    let end_offset = seg.end_offset();
+    // Blocks gathered in the write buffer are published before they reach the file.
+    shared.ensure_written(seg, end_offset)?;
     let at = |offset: u64, id: EventId| Location::file(&seg.path).at_offset(offset).at_event(id);
     let file = File::open(&seg.path)?;
     let header = match read_header(&file, &seg.path) {
@@ -216,7 +228,6 @@ fn verify_segment(
             )));
         }
     }
-    let end_offset = seg.end_offset();
     let mut reader = BlockReader::new(file, crate::format::SEGMENT_HEADER_LEN as u64, end_offset);
     loop {
         match reader.next_frame() {
@@ -252,8 +263,8 @@ fn verify_segment(
             }
         }
     }
-    let end_id = seg.end_id();
-    if next != end_id {
+    let end_id = if sealed { seg.end_id() } else { end_id_floor };
+    if next < end_id || (sealed && next != end_id) {
         return Ok(Err(failure(
             at(reader.offset(), next),
             format!(

@@ -72,7 +72,22 @@ pub(crate) fn get_archived(shared: &LogShared, dir: &Path, id: EventId) -> Resul
     let segment = shared.env.read(|txn| Ok(shared.segment_of(txn, id)))??;
     match segment {
         Some((first, rec)) if rec.state == SegmentState::Archived && rec.last >= id => {
-            shared.archives.reader(dir, first)?.get(id)
+            match shared.archives.reader(dir, first) {
+                Ok(reader) => reader.get(id),
+                // Deleted by retention since the lookup: the event is gone, not damaged.
+                Err(AzothError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                    let key = id_key(first);
+                    let listed = shared
+                        .env
+                        .read(|txn| Ok(shared.segments.get(txn, &key)?.is_some()))?;
+                    if listed {
+                        Err(AzothError::Io(e))
+                    } else {
+                        Ok(None)
+                    }
+                }
+                Err(e) => Err(e),
+            }
         }
         _ => Ok(None),
     }

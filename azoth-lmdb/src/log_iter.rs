@@ -6,7 +6,7 @@ use std::ops::Bound;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use azoth_core::{EventId, Result};
+use azoth_core::{AzothError, EventId, Result};
 
 use crate::env::StaticTxn;
 use crate::log::LogShared;
@@ -92,13 +92,26 @@ impl LogIter {
                     if rec.state == SegmentState::Archived && rec.last >= self.next =>
                 {
                     let to = (rec.last + 1).min(self.end);
-                    let events = log_archive::read_archived(
-                        shared,
-                        &self.archive_dir,
-                        first,
-                        self.next,
-                        to,
-                    )?;
+                    let opened =
+                        log_archive::read_archived(shared, &self.archive_dir, first, self.next, to);
+                    let events = match opened {
+                        Ok(events) => events,
+                        Err(AzothError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                            // Retention may have deleted the segment, archive and all, after
+                            // this iterator's snapshot: then skip it, as a reader starting now
+                            // would. An archive the log still lists is really missing.
+                            drop(_gate);
+                            let key = id_key(first);
+                            let listed =
+                                env.read(|txn| Ok(shared.segments.get(txn, &key)?.is_some()))?;
+                            if listed {
+                                return Err(AzothError::Io(e));
+                            }
+                            self.next = (rec.last + 1).min(self.end);
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    };
                     self.archived = Some(events);
                     return Ok(());
                 }

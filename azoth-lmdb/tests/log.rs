@@ -383,3 +383,25 @@ fn units_and_verify_progress_describe_every_segment() {
     assert_eq!(last.bytes_done, last.bytes_total);
     assert_eq!(last.bytes_total, units.iter().map(|u| u.bytes).sum::<u64>());
 }
+
+#[test]
+fn an_iterator_skips_an_archived_segment_retention_deleted_under_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = LmdbEventLog::open(dir.path()).unwrap();
+    for _ in 0..3 {
+        append_blocks(&log, 2, 10);
+        log.rotate().unwrap();
+    }
+    assert_eq!(log.archive(40).unwrap().len(), 2);
+    // The iterator's snapshot still lists 1..=20 as archived; retention then deletes them.
+    let iter = log.iter_range(1, None).unwrap();
+    assert_eq!(log.delete_range(1, 20).unwrap(), 20);
+    let ids: Vec<u64> = iter.map(|r| r.unwrap().0).collect();
+    assert_eq!(ids, (21..=60).collect::<Vec<_>>());
+    assert_eq!(log.get(5).unwrap(), None);
+    // An archive the log still lists but cannot find is damage, not a deletion.
+    std::fs::remove_file(dir.path().join("archive").join(format!("{:020}.azarc", 21))).unwrap();
+    drop(log);
+    let log = LmdbEventLog::open(dir.path()).unwrap();
+    assert!(log.iter_range(21, None).unwrap().next().unwrap().is_err());
+}

@@ -40,6 +40,7 @@ for_each_backend!(
     compact_reports_what_it_did_and_logs_its_level,
     whole_lifecycle_survives_reopen,
     maintenance_rotates_archives_and_retains_in_the_background,
+    lifecycle_jobs_run_beside_writers_readers_and_subscribers,
     async_lifecycle_methods,
 );
 
@@ -660,5 +661,69 @@ fn maintenance_counts_failed_steps_and_goes_on() {
     let metrics = db.metrics_text().unwrap();
     assert!(metrics.contains("# TYPE azoth_maintenance_failures_total counter"));
     db.put(b"still", b"writable").unwrap();
+    db.close().unwrap();
+}
+
+fn lifecycle_jobs_run_beside_writers_readers_and_subscribers(backend: LogBackend) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), backend)
+        .flush_interval(Some(Duration::from_millis(3)))
+        .retention(RetentionPolicy::keep_all().keep_events(20))
+        .maintenance(
+            MaintenanceConfig::every(Duration::from_millis(2))
+                .rotate_after_bytes(Some(300))
+                .archive(ArchiveBoundary::OlderThan(Duration::ZERO)),
+        );
+    let db = Database::open_with(cfg).unwrap();
+    // A follower from the first event: retention must wait for it, so it sees every event.
+    let followed = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&followed);
+    db.subscribe(
+        "follower",
+        move |e: &DatabaseEvent| {
+            sink.lock().push(e.operation_id().sequence);
+            std::thread::sleep(Duration::from_micros(50));
+            Ok(())
+        },
+        SubscribeFrom::Beginning,
+    )
+    .unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (db, stop) = (db.clone(), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut reads = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // A plain reader holds nothing: units retention deletes before it reaches
+                // them are skipped. Past the oldest unit still stored it must see every event.
+                let ids = ids_since(&db, 0);
+                let oldest = db.stats().unwrap().log.oldest_event_id;
+                assert!(ids.windows(2).all(|w| w[1] > w[0]), "out of order");
+                let kept: Vec<u64> = ids.into_iter().filter(|id| *id >= oldest).collect();
+                assert!(
+                    kept.windows(2).all(|w| w[1] == w[0] + 1),
+                    "a reader saw a gap past the oldest stored event {oldest}"
+                );
+                let report = db.verify().unwrap();
+                assert!(report.is_ok(), "{:?}", report.first_failure);
+                reads += 1;
+            }
+            reads
+        })
+    };
+    let mut newest = 0;
+    for i in 0..1500u32 {
+        newest = db.put(&i.to_be_bytes(), b"value").unwrap().sequence;
+    }
+    eventually("the follower catches up and retention deletes", || {
+        followed.lock().last() == Some(&newest) && db.stats().unwrap().maintenance.units_deleted > 0
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(reader.join().unwrap() > 0);
+    assert_eq!(*followed.lock(), (1..=newest).collect::<Vec<_>>());
+    let stats = db.stats().unwrap();
+    assert_eq!(stats.maintenance.failures, 0, "{:?}", stats.maintenance);
+    assert!(stats.maintenance.archives_written > 0);
+    assert_eq!(db.scan(None, None).unwrap().len(), 1500);
     db.close().unwrap();
 }
