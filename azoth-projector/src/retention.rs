@@ -64,7 +64,9 @@ impl RetentionPolicy {
     }
 
     /// Keeps at least the newest `bytes` bytes of log (segments and archives as stored): a
-    /// unit goes only if what remains after it still takes that many. Default: not set.
+    /// unit goes only if what remains after it still takes that many. For the LMDB log a
+    /// segment's bytes are those of its event records, and the pages deletion frees are
+    /// reused by later appends rather than returned to the file system. Default: not set.
     pub fn keep_bytes(mut self, bytes: u64) -> Self {
         self.keep_bytes = Some(bytes);
         self
