@@ -7,7 +7,9 @@
 //! Environment: `AZOTH_BENCH_SECS` (seconds per timed case, default 2),
 //! `AZOTH_BENCH_JSON` (output path, default `<target>/tmp/azoth-projector-bench.json`),
 //! `AZOTH_BENCH_OPEN_EVENTS` (events for the open-time case, default 1 000 000),
-//! `AZOTH_BENCH_ONLY` (run only the cases whose name contains it; baselines always run).
+//! `AZOTH_BENCH_ONLY` (run only the cases whose name contains it; baselines always run),
+//! `AZOTH_BENCH_LOAD_EVENTS` (events of the peak-memory case, default 10 000 000; run it
+//! alone, `AZOTH_BENCH_ONLY="peak memory"`, so that the peak is its own).
 //! Keys are 16 bytes and values 100 bytes. Data lives under the target directory (a real
 //! disk, so syncs cost what they cost).
 
@@ -292,6 +294,90 @@ fn open_with_unflushed(n: u64) -> f64 {
     elapsed
 }
 
+/// Async puts from `tasks` tokio tasks (2 runtime threads) for `budget`: through
+/// `AsyncDatabase::put` (handed to the writer), or with `spawn_blocking` around the blocking
+/// `put` (how `AsyncDatabase` wrote before, measured in the same run as its baseline).
+fn async_put(mode: SyncMode, tasks: u64, through_blocking_pool: bool, budget: Duration) -> f64 {
+    let dir = tmp();
+    let db = Database::open_with(config(dir.path(), mode)).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let done = std::sync::Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    rt.block_on(async {
+        let mut handles = Vec::new();
+        for t in 0..tasks {
+            let adb = db.to_async();
+            let (stop, done) = (stop.clone(), done.clone());
+            handles.push(tokio::spawn(async move {
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let k = key((t << 40) | i).to_vec();
+                    if through_blocking_pool {
+                        let db = adb.database().clone();
+                        tokio::task::spawn_blocking(move || db.put(&k, &VALUE))
+                            .await
+                            .unwrap()
+                            .unwrap();
+                    } else {
+                        adb.put(k, VALUE.to_vec()).await.unwrap();
+                    }
+                    i += 1;
+                }
+                done.fetch_add(i, Ordering::Relaxed);
+            }));
+        }
+        tokio::time::sleep(budget).await;
+        stop.store(true, Ordering::Relaxed);
+        for h in handles {
+            h.await.unwrap();
+        }
+    });
+    let rate = done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64();
+    db.close().unwrap();
+    rate
+}
+
+/// The process's peak resident memory so far (`VmHWM`), in MiB; 0 where /proc is missing.
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Loads `n` events in batches of 1000 with the default settings (so `SyncMode::Always` and
+/// a 64 MiB memtable) and returns (events/s, peak RSS before, peak RSS after).
+fn load_peak_memory(n: u64) -> (f64, f64, f64) {
+    let dir = tmp();
+    let before = peak_rss_mib();
+    let db = Database::open_with(Config::new(dir.path())).unwrap();
+    let start = Instant::now();
+    let mut i = 0;
+    while i < n {
+        let ops = (i..(i + 1000).min(n))
+            .map(|j| Operation::Put {
+                key: key(j).to_vec(),
+                value: VALUE.to_vec(),
+            })
+            .collect::<Vec<_>>();
+        i += ops.len() as u64;
+        db.batch(ops).unwrap();
+    }
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    db.close().unwrap();
+    (rate, before, peak_rss_mib())
+}
+
 fn wanted(case: &str) -> bool {
     std::env::var("AZOTH_BENCH_ONLY").map_or(true, |only| case.contains(&only))
 }
@@ -441,6 +527,42 @@ fn main() {
             secs * 1000.0,
             "ms",
             String::new(),
+        );
+    }
+
+    for (mode, name, tasks) in [
+        (SyncMode::Never, "Never", 1u64),
+        (SyncMode::Always, "Always", 64),
+    ] {
+        let case = format!("async put, SyncMode::{name}, {tasks} task(s)");
+        if wanted(&case) {
+            let pool = async_put(mode, tasks, true, budget);
+            row(
+                &format!("baseline: spawn_blocking(put), SyncMode::{name}, {tasks} task(s)"),
+                pool,
+                "ops/s",
+                String::new(),
+            );
+            let v = async_put(mode, tasks, false, budget);
+            row(
+                &case,
+                v,
+                "ops/s",
+                format!("{:.2}x spawn_blocking", v / pool),
+            );
+        }
+    }
+    if wanted("peak memory") {
+        let n: u64 = std::env::var("AZOTH_BENCH_LOAD_EVENTS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(10_000_000);
+        let (rate, before, after) = load_peak_memory(n);
+        row(
+            &format!("peak memory: load {n} events, batches of 1000, defaults"),
+            after,
+            "MiB",
+            format!("peak RSS (VmHWM) {before:.0} MiB before the load; {rate:.0} events/s"),
         );
     }
 

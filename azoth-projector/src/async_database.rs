@@ -13,14 +13,18 @@ use crate::database::Database;
 use crate::lifecycle::{ArchiveBoundary, CompactionReport, ViewVerifyReport};
 use crate::retention::RetentionReport;
 use crate::stats::DatabaseStats;
+use crate::validation::{check_key, check_operation, check_value};
+use crate::writer::Draft;
 
 /// The same database as [`Database`], with async methods.
 ///
-/// Every call that may wait for a sync (writes, flush, compact, close) or scan a range runs
-/// on tokio's blocking pool (`spawn_blocking`), where it joins the same group-commit queue as
-/// blocking callers: a runtime thread never waits for an fsync, and concurrent async writers
-/// share syncs like threads do. Point reads without read auditing are answered on the calling
-/// task: they touch only memory and the store's memory map.
+/// Writes (`put`, `delete`, `batch_put`, `batch_delete`, `append_event`) hand their request
+/// to the writer's group-commit queue, the one blocking callers use, and await its outcome:
+/// the database's writer thread leads the group, so a runtime thread never waits for an
+/// fsync, and concurrent async writers share syncs like threads do. Other calls that may
+/// wait for a sync (flush, compact, close, transactions) or scan a range run on tokio's
+/// blocking pool (`spawn_blocking`). Point reads without read auditing are answered on the
+/// calling task: they touch only memory and the store's memory map.
 ///
 /// The methods must be called within a tokio runtime.
 #[derive(Clone, Debug)]
@@ -105,8 +109,22 @@ impl AsyncDatabase {
     /// # Errors
     /// As [`Database::put`].
     pub async fn put(&self, key: Key, value: Value) -> DatabaseResult<OperationId> {
-        let db = self.db.clone();
-        blocking(move || db.put(&key, &value)).await
+        check_key(&key)?;
+        check_value(&value, self.db.config().max_value_len)?;
+        self.one(Draft::Write(Operation::Put { key, value })).await
+    }
+
+    /// Hands `drafts` to the writer as one atomic request and awaits their ids.
+    async fn write(&self, drafts: Vec<Draft>) -> DatabaseResult<Vec<OperationId>> {
+        self.db.core_arc().clone().write_task(drafts).await
+    }
+
+    async fn one(&self, draft: Draft) -> DatabaseResult<OperationId> {
+        self.write(vec![draft])
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| AzothError::Config("a write returned no id".into()))
     }
 
     /// Removes `key`, as [`Database::delete`].
@@ -114,8 +132,8 @@ impl AsyncDatabase {
     /// # Errors
     /// As [`Database::delete`].
     pub async fn delete(&self, key: Key) -> DatabaseResult<OperationId> {
-        let db = self.db.clone();
-        blocking(move || db.delete(&key)).await
+        check_key(&key)?;
+        self.one(Draft::Write(Operation::Delete { key })).await
     }
 
     /// Puts every `(key, value)` atomically, as [`Database::batch`].
@@ -130,8 +148,21 @@ impl AsyncDatabase {
             .into_iter()
             .map(|(key, value)| Operation::Put { key, value })
             .collect();
-        let db = self.db.clone();
-        blocking(move || db.batch(ops)).await
+        self.batch(ops).await
+    }
+
+    /// Checks every operation, then writes them as one request, as [`Database::batch`].
+    async fn batch(&self, ops: Vec<Operation>) -> DatabaseResult<Vec<OperationId>> {
+        let max = self.db.config().max_value_len;
+        for op in &ops {
+            check_operation(op, max)?;
+        }
+        if ops.is_empty() {
+            self.db.core_arc().check_open()?;
+            return Ok(Vec::new());
+        }
+        self.write(ops.into_iter().map(Draft::Write).collect())
+            .await
     }
 
     /// Deletes every key atomically, as [`Database::batch`].
@@ -143,8 +174,7 @@ impl AsyncDatabase {
             .into_iter()
             .map(|key| Operation::Delete { key })
             .collect();
-        let db = self.db.clone();
-        blocking(move || db.batch(ops)).await
+        self.batch(ops).await
     }
 
     /// Runs `f` in a transaction and commits it, re-running it on conflict, as
@@ -171,8 +201,7 @@ impl AsyncDatabase {
         kind: String,
         payload: Vec<u8>,
     ) -> DatabaseResult<OperationId> {
-        let db = self.db.clone();
-        blocking(move || db.append_event(&kind, &payload)).await
+        self.one(Draft::App { kind, payload }).await
     }
 
     /// The live entry of `key`, as [`Database::get_entry`].

@@ -20,7 +20,7 @@ use crate::stats::LatencyHistogram;
 use crate::subscription::Subscriptions;
 use crate::transaction::ReadSet;
 use crate::view::View;
-use crate::writer::{Draft, GroupCommitter, Outcome, Request, Writer};
+use crate::writer::{Draft, GroupCommitter, Outcome, Request, Submitted, Writer};
 
 /// Events replayed per memtable insert on open and in `rebuild_view`.
 const REPLAY_CHUNK: usize = 1024;
@@ -50,6 +50,8 @@ pub(crate) struct Core {
     pub(crate) read_latency: LatencyHistogram,
     pub(crate) events_committed: AtomicU64,
     flusher: Mutex<Option<(Sender<()>, JoinHandle<()>)>>,
+    /// The thread that leads commit groups for async callers (see `writer`).
+    task_leader: Mutex<Option<JoinHandle<()>>>,
     /// Wakes the flusher early when the memtable is full.
     nudge: Mutex<Option<Sender<()>>>,
     /// `Database::transact` attempts share it; an attempt after repeated conflicts takes it
@@ -150,6 +152,7 @@ impl Core {
             read_latency: LatencyHistogram::new(),
             events_committed: AtomicU64::new(0),
             flusher: Mutex::new(None),
+            task_leader: Mutex::new(None),
             nudge: Mutex::new(None),
             transact_gate: RwLock::new(()),
             dir_lock: Mutex::new(dir_lock),
@@ -164,6 +167,7 @@ impl Core {
             "opened the database and replayed the log's unflushed tail"
         );
         core.start_flusher()?;
+        core.start_task_leader()?;
         if core.view.active_bytes() > core.config.memtable_size {
             core.nudge_flusher();
         }
@@ -260,6 +264,51 @@ impl Core {
 
     /// As [`write`](Self::write), for a transaction: the group leader validates `reads`
     /// before giving ids; a `Conflict` outcome means nothing was written.
+    /// As [`write`](Self::write) for an async caller: the request is handed to the writer
+    /// and the task awaits its outcome, never blocking its thread. Only when the queue is
+    /// full (backpressure) does the request wait for room on tokio's blocking pool.
+    pub(crate) async fn write_task(self: Arc<Self>, drafts: Vec<Draft>) -> Outcome {
+        self.check_open()?;
+        let started = std::time::Instant::now();
+        let request = Request {
+            drafts,
+            reads: None,
+        };
+        let outcome = match self.writer.submit_task(request) {
+            Submitted::Queued(rx) => rx.await.unwrap_or(Err(AzothError::Closed)),
+            Submitted::Refused(e) => Err(e),
+            Submitted::Full(request) => {
+                let core = Arc::clone(&self);
+                tokio::task::spawn_blocking(move || core.writer.submit(request, &*core))
+                    .await
+                    .map_err(|e| {
+                        AzothError::Io(std::io::Error::other(format!(
+                            "a database task failed: {e}"
+                        )))
+                    })?
+            }
+        };
+        self.write_latency.record(started.elapsed());
+        outcome
+    }
+
+    /// Starts the thread that leads commit groups on behalf of async callers.
+    fn start_task_leader(self: &Arc<Self>) -> Result<()> {
+        let (wake_tx, wake_rx) = crossbeam_channel::unbounded::<()>();
+        let core = Arc::downgrade(self);
+        let handle = std::thread::Builder::new()
+            .name("azoth-writer".into())
+            .spawn(move || {
+                while wake_rx.recv().is_ok() {
+                    let Some(core) = core.upgrade() else { return };
+                    core.writer.lead_tasks(&*core);
+                }
+            })?;
+        self.writer.set_task_leader(Some(wake_tx));
+        *self.task_leader.lock() = Some(handle);
+        Ok(())
+    }
+
     pub(crate) fn write_validated(&self, drafts: Vec<Draft>, reads: ReadSet) -> Outcome {
         self.check_open()?;
         let started = std::time::Instant::now();
@@ -338,6 +387,13 @@ impl Core {
             return Ok(());
         }
         self.writer.close();
+        // Every request is committed: the task leader has nothing left to lead.
+        self.writer.set_task_leader(None);
+        if let Some(handle) = self.task_leader.lock().take() {
+            if handle.thread().id() != std::thread::current().id() && handle.join().is_err() {
+                tracing::error!("the writer thread panicked");
+            }
+        }
         // Before the store closes: stopping stores each subscription's position.
         Subscriptions::close(self);
         if let Some((stop, handle)) = self.flusher.lock().take() {

@@ -7,6 +7,11 @@
 //! leadership to the first of them, which takes all of them as the next group. So a lone
 //! writer commits on its own thread with no hand-over, and under contention many writers
 //! share one sync. The queue is bounded: callers wait for room (backpressure).
+//!
+//! Async callers hand their request over instead ([`Writer::submit_task`]): it joins the same
+//! queue with a oneshot to complete, and the task awaits that. A task never leads (it must not
+//! block a runtime thread on an fsync): when a task's request needs a leader, the writer's own
+//! thread (the *task leader*, started by the database) leads until the queue is empty.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -60,9 +65,38 @@ impl Waiter {
     }
 }
 
+/// How a queued caller learns its outcome.
+enum Notify {
+    /// A blocking caller on its own thread; it may be asked to lead.
+    Thread(Arc<Waiter>),
+    /// An async caller awaiting the receiver; it never leads.
+    Task(tokio::sync::oneshot::Sender<Outcome>),
+}
+
+impl Notify {
+    fn done(self, outcome: Outcome) {
+        match self {
+            Notify::Thread(waiter) => waiter.set(WaitState::Done(outcome)),
+            // A task that stopped awaiting has nobody to tell; its write stands.
+            Notify::Task(tx) => drop(tx.send(outcome)),
+        }
+    }
+}
+
 struct Pending {
     request: Request,
-    waiter: Arc<Waiter>,
+    notify: Notify,
+}
+
+/// What [`Writer::submit_task`] did with a request.
+pub(crate) enum Submitted {
+    /// Queued: the receiver completes with the outcome.
+    Queued(tokio::sync::oneshot::Receiver<Outcome>),
+    /// The queue is full, or no task leader runs: the caller submits some other way (from
+    /// the blocking pool).
+    Full(Request),
+    /// Refused (the writer is closed).
+    Refused(AzothError),
 }
 
 struct Queue {
@@ -80,6 +114,8 @@ pub(crate) struct Writer {
     capacity: usize,
     groups: AtomicU64,
     requests: AtomicU64,
+    /// Wakes the task leader (see the module doc); `None` until it starts and after it stops.
+    task_leader: Mutex<Option<crossbeam_channel::Sender<()>>>,
 }
 
 impl Writer {
@@ -95,7 +131,51 @@ impl Writer {
             capacity: capacity.max(1),
             groups: AtomicU64::new(0),
             requests: AtomicU64::new(0),
+            task_leader: Mutex::new(None),
         }
+    }
+
+    /// Installs (or with `None` removes) the channel that wakes the task leader thread.
+    pub(crate) fn set_task_leader(&self, wake: Option<crossbeam_channel::Sender<()>>) {
+        *self.task_leader.lock() = wake;
+    }
+
+    /// Asks the task leader to lead; false if there is none.
+    fn wake_task_leader(&self) -> bool {
+        self.task_leader
+            .lock()
+            .as_ref()
+            .is_some_and(|tx| tx.send(()).is_ok())
+    }
+
+    /// Queues `request` for an async caller without blocking: the returned receiver completes
+    /// with its outcome. If no group is in progress the task leader is woken to lead.
+    pub(crate) fn submit_task(&self, request: Request) -> Submitted {
+        let mut queue = self.queue.lock();
+        if queue.closed {
+            return Submitted::Refused(AzothError::Closed);
+        }
+        if queue.pending.len() >= self.capacity {
+            return Submitted::Full(request);
+        }
+        if !queue.leader_active {
+            if !self.wake_task_leader() {
+                return Submitted::Full(request);
+            }
+            queue.leader_active = true;
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        queue.pending.push_back(Pending {
+            request,
+            notify: Notify::Task(tx),
+        });
+        Submitted::Queued(rx)
+    }
+
+    /// The task leader's work once woken: commits groups until the queue is empty, then
+    /// leaves the writer idle.
+    pub(crate) fn lead_tasks(&self, committer: &dyn GroupCommitter) {
+        while self.commit_next_group(committer, None).is_some() {}
     }
 
     /// Queues `request`, blocks until its group has committed, and returns its outcome.
@@ -123,7 +203,7 @@ impl Writer {
                 });
             self.groups.fetch_add(1, Ordering::Relaxed);
             self.requests.fetch_add(1, Ordering::Relaxed);
-            self.pass_leadership();
+            self.pass_leadership(committer);
             return outcome;
         }
         let waiter = Arc::new(Waiter {
@@ -132,7 +212,7 @@ impl Writer {
         });
         queue.pending.push_back(Pending {
             request,
-            waiter: Arc::clone(&waiter),
+            notify: Notify::Thread(Arc::clone(&waiter)),
         });
         if !queue.leader_active {
             queue.leader_active = true;
@@ -156,49 +236,90 @@ impl Writer {
     /// Commits groups until this caller's own request is done, then hands the leadership to
     /// the first waiting caller, or leaves the writer idle.
     fn lead(&self, me: &Arc<Waiter>, committer: &dyn GroupCommitter) -> Outcome {
-        let mut mine = None;
         loop {
-            let (requests, waiters): (Vec<Request>, Vec<Arc<Waiter>>) = {
-                let mut queue = self.queue.lock();
-                let n = queue.pending.len().min(self.group_cap);
-                let taken: Vec<Pending> = queue.pending.drain(..n).collect();
-                self.changed.notify_all();
-                taken.into_iter().map(|p| (p.request, p.waiter)).unzip()
-            };
-            let n = requests.len();
-            let outcomes = committer.commit_group(requests);
-            self.groups.fetch_add(1, Ordering::Relaxed);
-            self.requests.fetch_add(n as u64, Ordering::Relaxed);
-            let mut outcomes = outcomes.into_iter();
-            for waiter in waiters {
-                let outcome = outcomes.next().unwrap_or_else(|| {
-                    Err(AzothError::Config(
-                        "commit group returned too few outcomes".into(),
-                    ))
-                });
-                if Arc::ptr_eq(&waiter, me) {
-                    mine = Some(outcome);
-                } else {
-                    waiter.set(WaitState::Done(outcome));
+            match self.commit_next_group(committer, Some(me)) {
+                Some(Some(outcome)) => return outcome,
+                Some(None) => {}
+                None => {
+                    return Err(AzothError::Config("the write queue lost a request".into()));
                 }
-            }
-            if let Some(outcome) = mine.take() {
-                self.pass_leadership();
-                return outcome;
             }
         }
     }
 
-    /// Called by a leader done with its own request: hands the leadership to the first
-    /// waiting caller, or leaves the writer idle.
-    fn pass_leadership(&self) {
+    /// Commits the next group. Returns `None` if the queue was empty (the leadership is then
+    /// given up), else `Some` of `me`'s outcome if `me` was in the group (the leadership is
+    /// then passed on), or `Some(None)` to go on leading.
+    fn commit_next_group(
+        &self,
+        committer: &dyn GroupCommitter,
+        me: Option<&Arc<Waiter>>,
+    ) -> Option<Option<Outcome>> {
+        let taken: Vec<Pending> = {
+            let mut queue = self.queue.lock();
+            let n = queue.pending.len().min(self.group_cap);
+            if n == 0 {
+                queue.leader_active = false;
+                self.changed.notify_all();
+                return None;
+            }
+            let taken = queue.pending.drain(..n).collect();
+            self.changed.notify_all();
+            taken
+        };
+        let n = taken.len();
+        let (requests, notifies): (Vec<Request>, Vec<Notify>) =
+            taken.into_iter().map(|p| (p.request, p.notify)).unzip();
+        let outcomes = committer.commit_group(requests);
+        self.groups.fetch_add(1, Ordering::Relaxed);
+        self.requests.fetch_add(n as u64, Ordering::Relaxed);
+        let mut outcomes = outcomes.into_iter();
+        let mut mine = None;
+        for notify in notifies {
+            let outcome = outcomes.next().unwrap_or_else(|| {
+                Err(AzothError::Config(
+                    "commit group returned too few outcomes".into(),
+                ))
+            });
+            match notify {
+                Notify::Thread(waiter) if me.is_some_and(|me| Arc::ptr_eq(&waiter, me)) => {
+                    mine = Some(outcome);
+                }
+                other => other.done(outcome),
+            }
+        }
+        if mine.is_some() {
+            self.pass_leadership(committer);
+        }
+        Some(mine)
+    }
+
+    /// Called by a thread leader done with its own request: hands the leadership to the
+    /// first waiting caller (the task leader for a task), or leaves the writer idle.
+    fn pass_leadership(&self, committer: &dyn GroupCommitter) {
         let mut queue = self.queue.lock();
-        match queue.pending.front() {
-            Some(next) => next.waiter.set(WaitState::Lead),
+        let lead_on = match queue.pending.front() {
+            Some(Pending {
+                notify: Notify::Thread(next),
+                ..
+            }) => {
+                next.set(WaitState::Lead);
+                false
+            }
+            Some(Pending {
+                notify: Notify::Task(_),
+                ..
+            }) => !self.wake_task_leader(),
             None => {
                 queue.leader_active = false;
                 self.changed.notify_all();
+                false
             }
+        };
+        drop(queue);
+        if lead_on {
+            // No task leader (it stopped): this thread, which may block, finishes the queue.
+            self.lead_tasks(committer);
         }
     }
 
@@ -254,6 +375,53 @@ mod tests {
             drafts: vec![Draft::Compaction { level: 0 }],
             reads: None,
         }
+    }
+
+    #[test]
+    fn tasks_and_threads_share_the_queue_and_every_request_completes() {
+        let writer = Arc::new(Writer::new(8, 16));
+        let committer = Arc::new(Counter {
+            next: AtomicU64::new(1),
+            max_group: AtomicU64::new(0),
+        });
+        let (wake_tx, wake_rx) = crossbeam_channel::unbounded::<()>();
+        writer.set_task_leader(Some(wake_tx));
+        let leader = {
+            let (writer, committer) = (Arc::clone(&writer), Arc::clone(&committer));
+            std::thread::spawn(move || {
+                while wake_rx.recv().is_ok() {
+                    writer.lead_tasks(&*committer);
+                }
+            })
+        };
+        let ids = Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let (writer, committer, ids) = (&writer, &committer, &ids);
+                s.spawn(move || {
+                    for _ in 0..200 {
+                        let got = if t % 2 == 0 {
+                            writer.submit(put(), &**committer).unwrap()
+                        } else {
+                            match writer.submit_task(put()) {
+                                Submitted::Queued(rx) => rx.blocking_recv().unwrap().unwrap(),
+                                // Full: the async path's fallback is a blocking submit.
+                                Submitted::Full(r) => writer.submit(r, &**committer).unwrap(),
+                                Submitted::Refused(e) => panic!("refused: {e}"),
+                            }
+                        };
+                        ids.lock().push(got[0].sequence);
+                    }
+                });
+            }
+        });
+        let mut ids = ids.into_inner();
+        ids.sort_unstable();
+        assert_eq!(ids, (1..=1600).collect::<Vec<_>>());
+        writer.close();
+        assert!(matches!(writer.submit_task(put()), Submitted::Refused(_)));
+        writer.set_task_leader(None);
+        leader.join().unwrap();
     }
 
     #[test]
