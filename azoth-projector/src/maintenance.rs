@@ -24,6 +24,8 @@ use crate::retention;
 
 /// The default interval of the maintenance thread: 60 s.
 pub const DEFAULT_MAINTENANCE_INTERVAL: Duration = Duration::from_secs(60);
+/// The shortest interval between passes.
+const MIN_INTERVAL: Duration = Duration::from_millis(1);
 /// The default age at which the maintenance thread rotates the active unit: 1 h.
 pub const DEFAULT_ROTATE_AFTER_AGE: Duration = Duration::from_secs(3600);
 
@@ -65,17 +67,15 @@ impl Default for MaintenanceConfig {
 }
 
 impl MaintenanceConfig {
-    /// The defaults, with a pass every `interval`.
+    /// The defaults, with a pass every `interval` (at least 1 ms).
     pub fn every(interval: Duration) -> Self {
-        Self {
-            interval,
-            ..Self::default()
-        }
+        Self::default().interval(interval)
     }
 
-    /// How long between passes (the first comes one interval after open). Default: 60 s.
+    /// How long between passes (the first comes one interval after open), at least 1 ms so
+    /// the thread never spins. Default: 60 s.
     pub fn interval(mut self, interval: Duration) -> Self {
-        self.interval = interval;
+        self.interval = interval.max(MIN_INTERVAL);
         self
     }
 

@@ -33,6 +33,7 @@ for_each_backend!(
     archive_boundaries_by_id_age_and_size,
     retention_never_removes_what_a_durable_subscription_needs,
     retention_never_removes_what_the_view_needs,
+    retention_by_bytes_age_and_both,
     a_view_rebuilt_from_the_whole_log_holds_everything,
     verify_finds_a_byte_changed_in_an_archive,
     verify_with_progress_reports_every_unit,
@@ -726,4 +727,55 @@ fn lifecycle_jobs_run_beside_writers_readers_and_subscribers(backend: LogBackend
     assert!(stats.maintenance.archives_written > 0);
     assert_eq!(db.scan(None, None).unwrap().len(), 1500);
     db.close().unwrap();
+}
+
+fn retention_by_bytes_age_and_both(backend: LogBackend) {
+    let dir = tempfile::tempdir().unwrap();
+    let base = config(dir.path(), backend);
+    let db = Database::open_with(base.clone()).unwrap();
+    fill(&db, 4, 20);
+    db.put(b"active", b"1").unwrap();
+    let units = db.log_units().unwrap();
+    assert_eq!(units.len(), 5);
+    db.close().unwrap();
+    let reopen = |policy: RetentionPolicy| {
+        let db = Database::open_with(base.clone().retention(policy)).unwrap();
+        db.flush().unwrap();
+        db
+    };
+
+    // Nothing is an hour old: an age minimum keeps everything.
+    let db = reopen(RetentionPolicy::keep_all().keep_age(Duration::from_secs(3600)));
+    assert_eq!(db.apply_retention().unwrap().units_deleted, 0);
+    drop(db);
+
+    // Keep at least the bytes of the newest two sealed units and the active one: the two
+    // oldest go, the third would leave too little.
+    let newest_bytes: u64 = units[2..].iter().map(|u| u.bytes).sum();
+    let db = reopen(RetentionPolicy::keep_all().keep_bytes(newest_bytes));
+    let report = db.apply_retention().unwrap();
+    assert_eq!(report.units_deleted, 2);
+    assert_eq!(report.bytes_deleted, units[0].bytes + units[1].bytes);
+    assert_eq!(report.oldest_event_id, 41);
+    drop(db);
+
+    // Both minimums: everything sealed is old enough, but 20 events must stay, so of the
+    // remaining units (41..=60, 61..=80, the active 81) only the first goes.
+    std::thread::sleep(Duration::from_millis(2));
+    let db = reopen(
+        RetentionPolicy::keep_all()
+            .keep_age(Duration::ZERO)
+            .keep_events(20),
+    );
+    let report = db.apply_retention().unwrap();
+    assert_eq!(report.units_deleted, 1);
+    assert_eq!(report.oldest_event_id, 61);
+    drop(db);
+
+    // Age alone, at zero: every sealed unit goes.
+    let db = reopen(RetentionPolicy::keep_all().keep_age(Duration::ZERO));
+    let report = db.apply_retention().unwrap();
+    assert_eq!(report.units_deleted, 1);
+    assert_eq!(ids_since(&db, 0), vec![81]);
+    assert!(db.verify().unwrap().is_ok());
 }
