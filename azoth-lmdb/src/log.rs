@@ -141,6 +141,9 @@ pub struct LmdbEventLog {
     read_only: bool,
     /// The event bytes of sealed segments by first id, for [`units`](Self::units).
     sealed_bytes: Mutex<HashMap<EventId, u64>>,
+    /// Held by `archive` and `delete_range`, the jobs that change sealed segments; taken
+    /// before `state`.
+    jobs: Mutex<()>,
     // Dropped before the environment: stops and joins the sync thread.
     _syncer: Option<Syncer>,
     _lock: Option<DirLock>,
@@ -232,6 +235,7 @@ impl LmdbEventLog {
             options,
             read_only,
             sealed_bytes: Mutex::new(HashMap::new()),
+            jobs: Mutex::new(()),
             _syncer: syncer,
             _lock: lock,
         })
@@ -282,8 +286,11 @@ impl LmdbEventLog {
     /// I/O errors writing an archive (the segment then stays in LMDB); `Corruption` if a
     /// segment to archive is damaged; `ReadOnly`; `Poisoned`.
     pub fn archive(&self, up_to: EventId) -> Result<Vec<PathBuf>> {
-        let state = self.state.lock();
-        self.check_writable(&state)?;
+        // Sealed segments never change, and the job lock keeps `delete_range` and other
+        // archivals out, so the copy and its commit need not hold the writer's state lock:
+        // appends go on while a segment is compressed.
+        let _job = self.jobs.lock();
+        self.check_writable(&self.state.lock())?;
         let shared = &self.shared;
         let segments = shared.env.read(|txn| Ok(shared.segments(txn)))??;
         let dir = self.archive_dir();
@@ -629,6 +636,7 @@ impl EventLog for LmdbEventLog {
     }
 
     fn delete_range(&self, start: EventId, end: EventId) -> Result<usize> {
+        let _job = self.jobs.lock();
         let mut state = self.state.lock();
         self.check_writable(&state)?;
         let shared = &self.shared;
@@ -717,7 +725,9 @@ impl EventLog for LmdbEventLog {
         let mut archive_bytes = 0;
         for (first, rec) in &segments {
             event_count += match rec.state {
-                SegmentState::Active => state.next_id - first,
+                // `state` was read first: a rotation since may have started an active
+                // segment after it.
+                SegmentState::Active => state.next_id.saturating_sub(*first),
                 _ => rec.last + 1 - first,
             };
             if rec.state == SegmentState::Archived {

@@ -137,7 +137,8 @@ pub(crate) fn archive_size(dir: &Path, first: EventId) -> Result<u64> {
 }
 
 /// Writes the sealed segment `[first, rec.last]` to its archive and then moves it out of
-/// LMDB. The caller holds the writer's state lock, so the segment does not change meanwhile.
+/// LMDB. The caller holds the log's job lock, so no other archival or deletion changes the
+/// segment meanwhile (appends never touch a sealed segment).
 pub(crate) fn archive_segment(
     shared: &LogShared,
     dir: &Path,
