@@ -779,3 +779,186 @@ fn retention_by_bytes_age_and_both(backend: LogBackend) {
     assert_eq!(ids_since(&db, 0), vec![81]);
     assert!(db.verify().unwrap().is_ok());
 }
+
+/// One step of the model-based retention test.
+#[derive(Debug, Clone)]
+enum Step {
+    Put(u8),
+    Rotate,
+    Flush,
+    /// A durable subscription stuck at a fraction (of 255) of the newest id.
+    Hold(u8),
+    /// Forget the oldest hold.
+    Release,
+    Archive(u8),
+    Retain,
+    Compact,
+    Reopen,
+}
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    prop_oneof![
+        6 => any::<u8>().prop_map(Step::Put),
+        3 => Just(Step::Rotate),
+        2 => Just(Step::Flush),
+        1 => any::<u8>().prop_map(Step::Hold),
+        1 => Just(Step::Release),
+        1 => any::<u8>().prop_map(Step::Archive),
+        3 => Just(Step::Retain),
+        1 => Just(Step::Compact),
+        1 => Just(Step::Reopen),
+    ]
+}
+
+/// Where retention must leave the oldest event: the oracle, from the units before the run.
+fn expected_oldest(db: &Database, keep_events: u64, holds: &[u64]) -> EventId {
+    let units = db.log_units().unwrap();
+    let hold = holds
+        .iter()
+        .copied()
+        .chain([db.stats().unwrap().checkpoint])
+        .min()
+        .unwrap();
+    let mut left: u64 = units.iter().map(|u| u.event_count()).sum();
+    for u in &units {
+        left -= u.event_count();
+        let last = u.last_event_id().unwrap_or(0);
+        if u.state == UnitState::Active || left < keep_events || last > hold {
+            return u.first_event_id;
+        }
+    }
+    unreachable!("the active unit is last")
+}
+
+fn run_retention_model(backend: LogBackend, keep_events: u64, steps: Vec<Step>) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = Config::new(dir.path())
+        .sync_mode(SyncMode::Never)
+        .log_backend(backend)
+        .flush_interval(None)
+        .retention(RetentionPolicy::keep_all().keep_events(keep_events))
+        .subscriptions(SubscriptionConfig::default().max_retries(0));
+    let mut db = Database::open_with(cfg.clone()).unwrap();
+    let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+    let mut holds: Vec<(String, EventId)> = Vec::new();
+    let mut next_hold = 0;
+    for step in steps {
+        match step {
+            Step::Put(k) => {
+                let (key, value) = (vec![b'k', k], vec![k; 3]);
+                db.put(&key, &value).unwrap();
+                model.insert(key, value);
+            }
+            Step::Rotate => {
+                db.rotate().unwrap();
+            }
+            Step::Flush => db.flush().unwrap(),
+            Step::Hold(fraction) => {
+                let stats = db.stats().unwrap();
+                let newest = stats.log.newest_event_id;
+                let at = (newest * u64::from(fraction) / 255).max(stats.log.oldest_event_id - 1);
+                let name = format!("hold{next_hold}");
+                next_hold += 1;
+                db.subscribe(
+                    &name,
+                    |_: &DatabaseEvent| Err(AzothError::Config("stuck".into())),
+                    SubscribeFrom::After(at),
+                )
+                .unwrap();
+                db.unsubscribe(&name).unwrap();
+                holds.push((name, at));
+            }
+            Step::Release => {
+                if !holds.is_empty() {
+                    let (name, _) = holds.remove(0);
+                    db.unsubscribe_with(&name, StoredPosition::Forget).unwrap();
+                }
+            }
+            Step::Archive(fraction) => {
+                let newest = db.stats().unwrap().log.newest_event_id;
+                db.archive(newest * u64::from(fraction) / 255).unwrap();
+            }
+            Step::Retain | Step::Compact => {
+                let positions: Vec<u64> = holds.iter().map(|(_, p)| *p).collect();
+                let report = if matches!(step, Step::Compact) {
+                    // compact flushes first, which moves the checkpoint the oracle uses.
+                    db.flush().unwrap();
+                    let expected = expected_oldest(&db, keep_events, &positions);
+                    let report = db.compact().unwrap();
+                    assert_eq!(report.retention.oldest_event_id, expected);
+                    report.retention
+                } else {
+                    let expected = expected_oldest(&db, keep_events, &positions);
+                    let report = db.apply_retention().unwrap();
+                    assert_eq!(report.oldest_event_id, expected, "{report:?}");
+                    report
+                };
+                let hold = positions
+                    .iter()
+                    .copied()
+                    .chain([db.stats().unwrap().checkpoint])
+                    .min()
+                    .unwrap();
+                assert!(report.oldest_event_id <= hold + 1, "{report:?}");
+            }
+            Step::Reopen => {
+                db.close().unwrap();
+                db = Database::open_with(cfg.clone()).unwrap();
+            }
+        }
+        let stats = db.stats().unwrap();
+        let ids = ids_since(&db, 0);
+        assert_eq!(
+            ids,
+            (stats.log.oldest_event_id..=stats.log.newest_event_id).collect::<Vec<_>>()
+        );
+        for (name, position) in &holds {
+            assert_eq!(db.subscription_position(name).unwrap(), Some(*position));
+            assert!(stats.log.oldest_event_id <= position + 1);
+        }
+        let view: BTreeMap<Vec<u8>, Vec<u8>> = db
+            .scan(None, None)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.key, e.value.unwrap()))
+            .collect();
+        assert_eq!(view, model);
+    }
+    assert!(db.verify().unwrap().is_ok());
+    db.close().unwrap();
+    let db = Database::open_with(cfg).unwrap();
+    assert!(db.verify().unwrap().is_ok());
+    assert_eq!(db.scan(None, None).unwrap().len(), model.len());
+}
+
+/// Cases per backend; `AZOTH_LIFECYCLE_CASES` raises it for a longer run.
+fn model_cases() -> u32 {
+    std::env::var("AZOTH_LIFECYCLE_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(12)
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: model_cases(),
+        ..proptest::prelude::ProptestConfig::default()
+    })]
+
+    #[test]
+    fn retention_model_file_log(
+        keep in 0u64..12,
+        steps in proptest::collection::vec(step(), 1..60),
+    ) {
+        run_retention_model(LogBackend::File, keep, steps);
+    }
+
+    #[test]
+    fn retention_model_lmdb_log(
+        keep in 0u64..12,
+        steps in proptest::collection::vec(step(), 1..60),
+    ) {
+        run_retention_model(LogBackend::Lmdb, keep, steps);
+    }
+}
