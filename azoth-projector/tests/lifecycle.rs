@@ -36,6 +36,7 @@ for_each_backend!(
     retention_by_bytes_age_and_both,
     a_view_rebuilt_from_the_whole_log_holds_everything,
     verify_finds_a_byte_changed_in_an_archive,
+    a_half_written_archive_does_not_break_the_next_open,
     verify_with_progress_reports_every_unit,
     verify_view_finds_a_view_that_differs_from_the_log,
     compact_reports_what_it_did_and_logs_its_level,
@@ -961,4 +962,27 @@ proptest::proptest! {
     ) {
         run_retention_model(LogBackend::Lmdb, keep, steps);
     }
+}
+
+fn a_half_written_archive_does_not_break_the_next_open(backend: LogBackend) {
+    let dir = tempfile::tempdir().unwrap();
+    let archive_dir = dir.path().join("cold");
+    let cfg = config(dir.path(), backend).archive_dir(&archive_dir);
+    let db = Database::open_with(cfg.clone()).unwrap();
+    let newest = fill(&db, 3, 10);
+    db.archive(10).unwrap();
+    let view = view_of(&db);
+    db.close().unwrap();
+    // What a kill in the middle of archiving the second unit leaves: its temporary file.
+    let tmp = archive_dir.join(format!("{:020}.azarc.tmp", 11));
+    std::fs::write(&tmp, b"the first bytes of an archive").unwrap();
+
+    let db = Database::open_with(cfg).unwrap();
+    assert!(!tmp.exists(), "the open removes the half-written archive");
+    assert_eq!(view_of(&db), view);
+    assert_eq!(ids_since(&db, 0), (1..=newest).collect::<Vec<_>>());
+    assert!(db.verify().unwrap().is_ok());
+    // Archiving the unit again works.
+    assert_eq!(db.archive(20).unwrap().len(), 1);
+    assert!(db.verify().unwrap().is_ok());
 }
