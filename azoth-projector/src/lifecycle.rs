@@ -301,8 +301,9 @@ impl Database {
 
     /// Checks that the view equals a replay of the log: replays every event, through the
     /// projections, into a scratch in-memory store and compares it, key by key, value and
-    /// version, with the live view. Writers wait while it runs (as for `rebuild_view`);
-    /// readers do not. The scratch view is held in memory.
+    /// version, with the live view. Writers wait only while the events they committed
+    /// during the replay are replayed and the views compared; readers never wait; archival
+    /// and retention wait for the whole check. The scratch view is held in memory.
     ///
     /// If retention has deleted the log's first events, the view cannot be replayed: the
     /// report then says `log_complete: false` and compares nothing.
@@ -312,21 +313,27 @@ impl Database {
     pub fn verify_view(&self) -> Result<ViewVerifyReport> {
         let core = self.core();
         core.check_open()?;
-        let clock = core.clock.lock();
+        // No retention while the log is replayed from its first event.
+        let _job = self.lifecycle().jobs.lock();
         let log = core.log()?;
         let oldest = log.oldest_event_id()?;
-        let up_to = clock.next_id - 1;
         let mut report = ViewVerifyReport {
             oldest_event_id: oldest,
-            up_to,
             log_complete: oldest <= 1,
             ..ViewVerifyReport::default()
         };
         if !report.log_complete {
+            report.up_to = log.newest_event_id()?;
             return Ok(report);
         }
+        // Most of the log is replayed while writers go on; only the events committed
+        // meanwhile are replayed, and the views compared, with writers held at one point.
         let scratch = View::new(Arc::new(MemoryStore::new()), 0);
-        report.events_replayed = core.replay_into(&scratch, log.as_ref(), 1, clock.next_id)?;
+        let early = core.clock.lock().next_id;
+        report.events_replayed = core.replay_into(&scratch, log.as_ref(), 1, early)?;
+        let clock = core.clock.lock();
+        report.up_to = clock.next_id - 1;
+        report.events_replayed += core.replay_into(&scratch, log.as_ref(), early, clock.next_id)?;
         let mut replayed = scratch.range(None, None)?.peekable();
         let mut live = core.view.range(None, None)?.peekable();
         loop {

@@ -39,6 +39,7 @@ for_each_backend!(
     a_half_written_archive_does_not_break_the_next_open,
     verify_with_progress_reports_every_unit,
     verify_view_finds_a_view_that_differs_from_the_log,
+    verify_view_agrees_while_writers_go_on,
     compact_reports_what_it_did_and_logs_its_level,
     whole_lifecycle_survives_reopen,
     maintenance_rotates_archives_and_retains_in_the_background,
@@ -985,4 +986,33 @@ fn a_half_written_archive_does_not_break_the_next_open(backend: LogBackend) {
     // Archiving the unit again works.
     assert_eq!(db.archive(20).unwrap().len(), 1);
     assert!(db.verify().unwrap().is_ok());
+}
+
+fn verify_view_agrees_while_writers_go_on(backend: LogBackend) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open_with(config(dir.path(), backend).memtable_size(4096)).unwrap();
+    fill(&db, 2, 200);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (db, stop) = (db.clone(), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut n = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                n += 1;
+                db.put(format!("w{}", n % 50).as_bytes(), &n.to_be_bytes())
+                    .unwrap();
+                if n % 7 == 0 {
+                    db.append_event("Counted", b"w").unwrap();
+                }
+            }
+            n
+        })
+    };
+    for _ in 0..5 {
+        let report = db.verify_view().unwrap();
+        assert!(report.is_ok(), "{report:?}");
+        assert_eq!(report.events_replayed, report.up_to);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(writer.join().unwrap() > 0);
 }
