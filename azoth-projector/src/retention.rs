@@ -111,6 +111,19 @@ impl std::fmt::Display for RetentionHolder {
     }
 }
 
+impl RetentionHolder {
+    /// A short name for metric labels: `view_checkpoint`, `view_replay`,
+    /// `subscription/<name>`, `stream/<name>` (subscription names never hold a `/`).
+    pub fn label(&self) -> String {
+        match self {
+            RetentionHolder::ViewCheckpoint => "view_checkpoint".into(),
+            RetentionHolder::ViewReplay => "view_replay".into(),
+            RetentionHolder::Subscription(name) => format!("subscription/{name}"),
+            RetentionHolder::Stream(name) => format!("stream/{name}"),
+        }
+    }
+}
+
 /// One holder and its position: it still needs every event after `position`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetentionHold {

@@ -258,7 +258,7 @@ impl DatabaseStats {
             let _ = writeln!(
                 out,
                 "azoth_retention_holder_position_event_id{{holder=\"{}\"}} {}",
-                escape_label(&hold.holder.to_string()),
+                escape_label(&hold.holder.label()),
                 hold.position
             );
         }

@@ -274,7 +274,13 @@ fn retention_never_removes_what_a_durable_subscription_needs(backend: LogBackend
         "{metrics}"
     );
     assert!(
-        metrics.contains("holder=\"subscription \\\"slow\\\"\"} 30"),
+        metrics.contains(
+            "azoth_retention_holder_position_event_id{holder=\"subscription/slow\"} 30\n"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("{holder=\"view_checkpoint\"} 120\n"),
         "{metrics}"
     );
     assert!(metrics.contains("azoth_retention_held_back_events 100\n"));
