@@ -10,10 +10,11 @@ use azoth_core::{
 use crate::backup::{BackupOptions, BackupReport, RestoreReport};
 use crate::config::Config;
 use crate::database::Database;
-use crate::lifecycle::{ArchiveBoundary, CompactionReport, ViewVerifyReport};
+use crate::lifecycle::{ArchiveBoundary, CompactionReport};
 use crate::retention::RetentionReport;
 use crate::stats::DatabaseStats;
 use crate::validation::{check_key, check_operation, check_value};
+use crate::view_check::ViewVerifyReport;
 use crate::writer::Draft;
 
 /// The same database as [`Database`], with async methods.
@@ -323,6 +324,18 @@ impl AsyncDatabase {
     pub async fn verify_view(&self) -> DatabaseResult<ViewVerifyReport> {
         let db = self.db.clone();
         blocking(move || db.verify_view()).await
+    }
+
+    /// Checks the view from a backup's view, as [`Database::verify_view_from_backup`].
+    ///
+    /// # Errors
+    /// As [`Database::verify_view_from_backup`].
+    pub async fn verify_view_from_backup(
+        &self,
+        backup: PathBuf,
+    ) -> DatabaseResult<ViewVerifyReport> {
+        let db = self.db.clone();
+        blocking(move || db.verify_view_from_backup(backup)).await
     }
 
     /// Counts, sizes and latencies, as [`Database::stats`].

@@ -15,7 +15,8 @@
 //! | `backup_manifest` | the backup manifest: magic, version, a checksum per file (`FORMAT.md`) |
 //! | `read_only` | [`ReadOnlyDatabase`]: inspecting a directory (even a live one) without a lock or a write |
 //! | `backend` | opening the log and store in the data directory, the lock, `verify`, the log's units |
-//! | `lifecycle` | rotate, archive ([`ArchiveBoundary`]), compact ([`CompactionReport`]), verify, [`verify_view`](Database::verify_view) |
+//! | `lifecycle` | rotate, archive ([`ArchiveBoundary`]), compact ([`CompactionReport`]), verify with progress |
+//! | `view_check` | [`verify_view`](Database::verify_view): the view against a replay of the log ([`ViewVerifyReport`]) |
 //! | `retention` | [`RetentionPolicy`]: deleting old log units, never what the view or a subscription needs |
 //! | `maintenance` | [`MaintenanceConfig`]: the optional background rotation, archival and retention thread |
 //! | `stats` | [`DatabaseStats`], latency histograms, the Prometheus text |
@@ -65,6 +66,7 @@ mod subscription;
 mod transaction;
 mod validation;
 mod view;
+mod view_check;
 mod writer;
 
 pub use async_database::AsyncDatabase;
@@ -77,8 +79,7 @@ pub use config::{
 };
 pub use database::{Database, Events, Range};
 pub use lifecycle::{
-    ArchiveBoundary, COMPACTION_LEVEL_LOG, COMPACTION_LEVEL_VIEW, CompactionReport, ViewMismatch,
-    ViewVerifyReport,
+    ArchiveBoundary, COMPACTION_LEVEL_LOG, COMPACTION_LEVEL_VIEW, CompactionReport,
 };
 pub use maintenance::{
     DEFAULT_MAINTENANCE_INTERVAL, DEFAULT_ROTATE_AFTER_AGE, MaintenanceConfig, MaintenanceStats,
@@ -94,3 +95,4 @@ pub use subscription::{
     SubscribeFrom, SubscriptionConfig, SubscriptionMode, SubscriptionStats,
 };
 pub use transaction::Transaction;
+pub use view_check::{ViewMismatch, ViewVerifyReport};

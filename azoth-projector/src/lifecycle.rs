@@ -11,19 +11,17 @@
 //!   or a subscription needs (see `retention.rs`).
 //! - [`compact`](Database::compact) flushes, compacts the view store, applies retention and
 //!   logs a `CompactionEvent`.
-//! - [`verify_with_progress`](Database::verify_with_progress) checks the whole chain;
-//!   [`verify_view`](Database::verify_view) checks that the view equals a replay of the log.
+//! - [`verify_with_progress`](Database::verify_with_progress) checks the whole chain
+//!   (`view_check.rs` checks the view).
 //!
 //! Archival, retention and compaction take one job lock per database, so two of them (a
 //! user's call and the maintenance thread, say) never interleave.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use azoth_core::{
-    AzothError, Entry, EventId, LogUnit, MemoryStore, OperationId, Result, UnitState,
-    VerifyProgress, VerifyReport,
+    AzothError, EventId, LogUnit, OperationId, Result, UnitState, VerifyProgress, VerifyReport,
 };
 use parking_lot::Mutex;
 
@@ -32,7 +30,6 @@ use crate::database::Database;
 use crate::engine::Core;
 use crate::maintenance::MaintenanceState;
 use crate::retention::{self, RetentionCounters, RetentionReport};
-use crate::view::View;
 use crate::writer::Draft;
 
 /// The CompactionEvent level of a compaction that changed only the view store.
@@ -127,45 +124,6 @@ pub struct CompactionReport {
     pub retention: RetentionReport,
     /// The id of the `CompactionEvent` appended.
     pub operation_id: OperationId,
-}
-
-/// What [`Database::verify_view`] found.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ViewVerifyReport {
-    /// True when the log still holds event 1, so the view could be replayed and compared.
-    /// When false (retention deleted the oldest events), nothing was compared.
-    pub log_complete: bool,
-    /// The oldest event the log holds.
-    pub oldest_event_id: EventId,
-    /// The last event replayed (the newest when the check began).
-    pub up_to: EventId,
-    /// Events replayed.
-    pub events_replayed: u64,
-    /// Live entries compared (the union of both sides' keys).
-    pub entries_compared: u64,
-    /// Keys whose value or version differ, or that only one side has.
-    pub mismatches: u64,
-    /// The first of them, in key order.
-    pub first_mismatch: Option<ViewMismatch>,
-}
-
-impl ViewVerifyReport {
-    /// True when the log was complete and the view equals its replay.
-    pub fn is_ok(&self) -> bool {
-        self.log_complete && self.mismatches == 0
-    }
-}
-
-/// A key on which the view and the replay of the log differ.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ViewMismatch {
-    /// The key.
-    pub key: Vec<u8>,
-    /// What the replay gives (`None`: no live value).
-    pub replayed: Option<Entry>,
-    /// What the view holds (`None`: no live value).
-    pub view: Option<Entry>,
 }
 
 impl Database {
@@ -297,89 +255,6 @@ impl Database {
         self.core()
             .log_handle()?
             .verify_with_progress(&mut progress)
-    }
-
-    /// Checks that the view equals a replay of the log: replays every event, through the
-    /// projections, into a scratch in-memory store and compares it, key by key, value and
-    /// version, with the live view. Writers wait only while the events they committed
-    /// during the replay are replayed and the views compared; readers never wait; archival
-    /// and retention wait for the whole check. The scratch view is held in memory.
-    ///
-    /// If retention has deleted the log's first events, the view cannot be replayed: the
-    /// report then says `log_complete: false` and compares nothing.
-    ///
-    /// # Errors
-    /// `Closed`; errors reading the log or the view; projection errors.
-    pub fn verify_view(&self) -> Result<ViewVerifyReport> {
-        let core = self.core();
-        core.check_open()?;
-        // No retention while the log is replayed from its first event.
-        let _job = self.lifecycle().jobs.lock();
-        let log = core.log()?;
-        let oldest = log.oldest_event_id()?;
-        let mut report = ViewVerifyReport {
-            oldest_event_id: oldest,
-            log_complete: oldest <= 1,
-            ..ViewVerifyReport::default()
-        };
-        if !report.log_complete {
-            report.up_to = log.newest_event_id()?;
-            return Ok(report);
-        }
-        // Most of the log is replayed while writers go on; only the events committed
-        // meanwhile are replayed, and the views compared, with writers held at one point.
-        let scratch = View::new(Arc::new(MemoryStore::new()), 0);
-        let early = core.clock.lock().next_id;
-        report.events_replayed = core.replay_into(&scratch, log.as_ref(), 1, early)?;
-        let clock = core.clock.lock();
-        report.up_to = clock.next_id - 1;
-        report.events_replayed += core.replay_into(&scratch, log.as_ref(), early, clock.next_id)?;
-        let mut replayed = scratch.range(None, None)?.peekable();
-        let mut live = core.view.range(None, None)?.peekable();
-        loop {
-            let (r, l) = match (replayed.peek(), live.peek()) {
-                (None, None) => break,
-                (Some(Err(_)), _) | (_, Some(Err(_))) => {
-                    // Take the error out of whichever side holds it.
-                    if let Some(Err(e)) = replayed.next_if(Result::is_err) {
-                        return Err(e);
-                    }
-                    if let Some(Err(e)) = live.next_if(Result::is_err) {
-                        return Err(e);
-                    }
-                    continue;
-                }
-                (Some(Ok(r)), Some(Ok(l))) if r.key == l.key => (replayed.next(), live.next()),
-                (Some(Ok(r)), Some(Ok(l))) if r.key < l.key => (replayed.next(), None),
-                (Some(Ok(_)), Some(Ok(_))) => (None, live.next()),
-                (Some(Ok(_)), None) => (replayed.next(), None),
-                (None, Some(Ok(_))) => (None, live.next()),
-            };
-            let r = r.transpose()?;
-            let l = l.transpose()?;
-            report.entries_compared += 1;
-            let same = matches!((&r, &l), (Some(r), Some(l))
-                if r.value == l.value && r.operation_id == l.operation_id);
-            if !same {
-                report.mismatches += 1;
-                if report.first_mismatch.is_none() {
-                    let key = r.as_ref().or(l.as_ref()).map(|e| e.key.clone());
-                    report.first_mismatch = Some(ViewMismatch {
-                        key: key.unwrap_or_default(),
-                        replayed: r,
-                        view: l,
-                    });
-                }
-            }
-        }
-        drop(clock);
-        if !report.is_ok() {
-            tracing::warn!(
-                mismatches = report.mismatches,
-                "the view differs from a replay of the log"
-            );
-        }
-        Ok(report)
     }
 }
 

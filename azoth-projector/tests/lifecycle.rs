@@ -40,6 +40,7 @@ for_each_backend!(
     verify_with_progress_reports_every_unit,
     verify_view_finds_a_view_that_differs_from_the_log,
     verify_view_agrees_while_writers_go_on,
+    verify_view_from_a_backup_after_retention,
     compact_reports_what_it_did_and_logs_its_level,
     whole_lifecycle_survives_reopen,
     maintenance_rotates_archives_and_retains_in_the_background,
@@ -1021,4 +1022,64 @@ fn verify_view_agrees_while_writers_go_on(backend: LogBackend) {
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     assert!(writer.join().unwrap() > 0);
+}
+
+fn verify_view_from_a_backup_after_retention(backend: LogBackend) {
+    let dir = tempfile::tempdir().unwrap();
+    let backups = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), backend).retention(RetentionPolicy::keep_all().keep_events(40));
+    let db = Database::open_with(cfg.clone()).unwrap();
+    fill(&db, 3, 20);
+    let backup = backups.path().join("b1");
+    let taken = db.backup(&backup).unwrap();
+    fill(&db, 2, 20);
+    db.flush().unwrap();
+    let report = db.apply_retention().unwrap();
+    assert!(report.oldest_event_id > 1);
+    assert!(report.oldest_event_id <= taken.checkpoint + 1);
+
+    // The log no longer reaches event 1, but it reaches the backup's checkpoint.
+    assert!(!db.verify_view().unwrap().log_complete);
+    let check = db.verify_view_from_backup(&backup).unwrap();
+    assert!(check.is_ok(), "{check:?}");
+    assert_eq!(check.base, taken.checkpoint);
+    assert_eq!(check.events_replayed, check.up_to - taken.checkpoint);
+    assert!(check.entries_compared > 0);
+    // The scratch restore is gone.
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".verify-view"))
+        .collect();
+    assert!(leftovers.is_empty());
+    db.close().unwrap();
+
+    // A view changed behind the database's back differs from the backup plus the log.
+    {
+        let store = azoth_lmdb::LmdbStore::open(dir.path().join("view")).unwrap();
+        let checkpoint = azoth_core::CanonicalStore::checkpoint(&store).unwrap();
+        azoth_core::CanonicalStore::apply(
+            &store,
+            &StoreBatch {
+                writes: vec![StoreWrite {
+                    key: b"k00000".to_vec(),
+                    value: None,
+                    operation_id: OperationId::new(0, 1),
+                }],
+                checkpoint: Some(checkpoint),
+                metadata: Vec::new(),
+            },
+        )
+        .unwrap();
+    }
+    let db = Database::open_with(cfg).unwrap();
+    let check = db.verify_view_from_backup(&backup).unwrap();
+    assert_eq!(check.mismatches, 1, "{check:?}");
+    let mismatch = check.first_mismatch.unwrap();
+    assert_eq!(mismatch.key, b"k00000");
+    assert!(mismatch.view.is_none());
+    assert!(matches!(
+        db.verify_view_from_backup(backups.path().join("missing")),
+        Err(AzothError::NotFound(_))
+    ));
 }
