@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use azoth::{
     Config, Database, DatabaseEvent, LogBackend, Operation, RetentionPolicy, SubscribeFrom,
-    SyncMode, UnitState,
+    SubscriptionConfig, SyncMode, UnitState,
 };
 
 const ROUNDS_PER_BACKEND: usize = 5;
@@ -207,14 +207,19 @@ const LIFECYCLE_ROUNDS: usize = 4;
 fn lifecycle_config(dir: &Path, backend: &str, mode: &str) -> Config {
     let config = config(dir, backend)
         .segment_size(4 << 10)
-        .archive_dir(dir.join("archive"));
+        .archive_dir(dir.join("archive"))
+        // The audit subscription's position, a hold, is stored often, so retention moves.
+        .subscriptions(
+            SubscriptionConfig::default().checkpoint_every(5, Duration::from_millis(10)),
+        );
     match mode {
-        "retention" => config.retention(RetentionPolicy::keep_all().keep_events(40)),
+        "retention" => config.retention(RetentionPolicy::keep_all().keep_events(10)),
         _ => config,
     }
 }
 
-/// Runs only as the child: writes, rotates, archives (and applies retention) until killed.
+/// Runs only as the child: writes, rotates, archives (and applies retention and compacts)
+/// until killed.
 #[test]
 fn lifecycle_crash_child() {
     let Ok(dir) = std::env::var("AZOTH_LIFECYCLE_DIR") else {
@@ -246,6 +251,10 @@ fn lifecycle_crash_child() {
             db.archive(newest).unwrap();
             if mode == "retention" {
                 db.apply_retention().unwrap();
+            }
+            if mode == "retention" && i % 30 == 29 {
+                // Flush, view compaction, retention and a CompactionEvent.
+                db.compact().unwrap();
             }
         }
     }
@@ -289,13 +298,26 @@ fn run_lifecycle_rounds(backend: &str, mode: &str) {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
+        let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = std::sync::Arc::clone(&seen);
         let reader = std::thread::spawn(move || {
             BufReader::new(stdout)
                 .lines()
                 .map_while(Result::ok)
+                .inspect(|_| {
+                    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                })
                 .collect::<Vec<String>>()
         });
-        std::thread::sleep(Duration::from_millis(100 + pseudo_random_ms(round)));
+        // Past the child's start (a slow machine must not kill it before it reaches the
+        // jobs under test), then an arbitrary moment.
+        let started = std::time::Instant::now();
+        while seen.load(std::sync::atomic::Ordering::Relaxed) < 25
+            && started.elapsed() < Duration::from_secs(30)
+        {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        std::thread::sleep(Duration::from_millis(pseudo_random_ms(round)));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         acked.extend(

@@ -474,8 +474,15 @@ fn write_current(dir: &Path, generation: u64) -> Result<()> {
     Ok(())
 }
 
-/// Removes environments of other generations left by an interrupted compaction.
+/// Removes environments of other generations and a half-written `CURRENT.tmp`, left by an
+/// interrupted compaction (the rename that would have switched to them never happened).
 fn remove_stale_generations(dir: &Path, live: u64) {
+    let tmp = dir.join(format!("{CURRENT_FILE}.tmp"));
+    if let Err(e) = std::fs::remove_file(&tmp) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(path = %tmp.display(), error = %e, "removing an interrupted CURRENT.tmp failed");
+        }
+    }
     let live_name = env_name(live);
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;

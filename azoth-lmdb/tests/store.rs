@@ -319,3 +319,22 @@ fn a_missing_environment_is_reported_not_recreated() {
     let err = LmdbStore::open(dir.path()).unwrap_err();
     assert!(err.is_corruption(), "{err}");
 }
+
+#[test]
+fn open_removes_what_an_interrupted_compaction_left() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = LmdbStore::open(dir.path()).unwrap();
+        store.apply(&batch(vec![put(b"a", b"1", 1)])).unwrap();
+        store.compact().unwrap();
+    }
+    // A kill while the next compaction switched CURRENT: its temporary file and its copy.
+    let tmp = dir.path().join("CURRENT.tmp");
+    std::fs::write(&tmp, b"env-000").unwrap();
+    let copy = dir.path().join(format!("env-{:020}", 99));
+    std::fs::create_dir_all(&copy).unwrap();
+    let store = LmdbStore::open(dir.path()).unwrap();
+    assert!(!tmp.exists());
+    assert!(!copy.exists());
+    assert_eq!(store.get(b"a").unwrap().unwrap().value, b"1");
+}
