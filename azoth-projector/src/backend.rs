@@ -9,6 +9,8 @@
 //! <dir>/VIEW          name of the current view directory (absent: "view")
 //! <dir>/view*/        the canonical store (LMDB view); `rebuild_view` writes a new one beside
 //!                     it and switches VIEW atomically
+//! <dir>/.verify-view-*/  a backup restored for `verify_view_from_backup`, removed after it
+//!                     (and at the next open, after a crash)
 //! ```
 
 use std::fs::{self, File};

@@ -77,6 +77,7 @@ impl Database {
     /// As [`open`](Self::open); `Config` for invalid settings.
     pub fn open_with(config: Config) -> Result<Self> {
         let lock = azoth_core::DirLock::acquire(&config.dir)?;
+        crate::view_check::remove_leftover_scratch(&config.dir);
         let log = backend::open_log(&config)?;
         let store = backend::open_store(&config)?;
         Self::from_parts(config, log, store, Some(lock))

@@ -17,6 +17,28 @@ use azoth_lmdb::LmdbStore;
 use crate::database::Database;
 use crate::view::View;
 
+/// The name prefix of the scratch restores of `verify_view_from_backup` in the data directory.
+const SCRATCH_PREFIX: &str = ".verify-view-";
+
+/// Removes scratch restores a crash in the middle of `verify_view_from_backup` left in the
+/// data directory `dir` (called at open, under the directory lock).
+pub(crate) fn remove_leftover_scratch(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(SCRATCH_PREFIX)
+        {
+            if let Err(e) = std::fs::remove_dir_all(entry.path()) {
+                tracing::warn!(dir = %entry.path().display(), error = %e, "could not remove a leftover scratch restore");
+            }
+        }
+    }
+}
+
 /// What [`Database::verify_view`] found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -89,7 +111,7 @@ impl Database {
     pub fn verify_view_from_backup(&self, backup: impl AsRef<Path>) -> Result<ViewVerifyReport> {
         self.core().check_open()?;
         let scratch = self.core().config.dir.join(format!(
-            ".verify-view-{}-{}",
+            "{SCRATCH_PREFIX}{}-{}",
             std::process::id(),
             crate::retention::now_micros()
         ));
