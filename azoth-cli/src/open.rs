@@ -1,0 +1,232 @@
+//! Opening the data directory: which log backend it holds, the writer for write commands, and
+//! the handle read commands use.
+//!
+//! The backend named by `--backend` applies when a directory is created. An existing
+//! directory's backend is read from disk: the LMDB log keeps its environment in
+//! `<dir>/log/env/data.mdb`, the file log keeps `.seg` / `.azarc` files in `<dir>/log` and
+//! never an `env` directory.
+
+use std::path::{Path, PathBuf};
+
+use azoth::{Config, Database, LogBackend};
+
+use crate::args::{Backend, Cli};
+use crate::error::{CliError, CliResult};
+
+/// Where the command works and how a new directory is created.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The data directory as the user named it (messages show it this way).
+    pub dir: PathBuf,
+    /// `--backend`, if given.
+    pub backend: Option<Backend>,
+}
+
+impl Target {
+    /// The target the global options name.
+    pub fn from_cli(cli: &Cli) -> Self {
+        Self {
+            dir: cli.data_dir.clone(),
+            backend: cli.backend,
+        }
+    }
+
+    /// True when the directory holds a database (a log directory).
+    fn holds_database(&self) -> CliResult<bool> {
+        check_is_directory(&self.dir)?;
+        Ok(self.dir.join("log").is_dir())
+    }
+
+    /// The backend to open with: detected for an existing database, else `--backend` (file by
+    /// default). `--backend` naming another backend than the one on disk is an error.
+    fn backend(&self) -> CliResult<LogBackend> {
+        let detected = detect_backend(&self.dir);
+        match (detected, self.backend) {
+            (Some(found), Some(asked)) if found != to_log_backend(asked) => {
+                Err(CliError::Input(format!(
+                    "{} holds a {} log; --backend applies only when a directory is created",
+                    self.dir.display(),
+                    backend_name(found)
+                )))
+            }
+            (Some(found), _) => Ok(found),
+            (None, Some(asked)) => Ok(to_log_backend(asked)),
+            (None, None) => Ok(LogBackend::File),
+        }
+    }
+
+    fn config(&self) -> CliResult<Config> {
+        Ok(Config::new(&self.dir).log_backend(self.backend()?))
+    }
+
+    /// Opens the database for a write command, creating the directory if needed.
+    ///
+    /// # Errors
+    /// [`CliError::Locked`] when another process holds the directory.
+    pub fn open_writer(&self) -> CliResult<Database> {
+        check_is_directory(&self.dir)?;
+        let config = self.config()?;
+        tracing::debug!(dir = %self.dir.display(), "opening the database for writing");
+        Database::open_with(config)
+            .map_err(|e| CliError::azoth(format!("opening {}", self.dir.display()), &self.dir, e))
+    }
+
+    /// Opens an existing database for a read command.
+    ///
+    /// # Errors
+    /// [`CliError::NoDatabase`] when the directory holds none.
+    pub fn open_reader(&self) -> CliResult<Handle> {
+        if !self.holds_database()? {
+            return Err(CliError::NoDatabase {
+                dir: self.dir.clone(),
+            });
+        }
+        self.open_writer().map(Handle::Writer)
+    }
+
+    /// Opens the directory for an interactive session: exclusively when possible (creating
+    /// it if needed), read-only when another process holds it.
+    pub fn open_session(&self) -> CliResult<Handle> {
+        self.open_writer().map(Handle::Writer)
+    }
+}
+
+/// `dir` must be a directory or not exist yet.
+fn check_is_directory(dir: &Path) -> CliResult<()> {
+    match std::fs::metadata(dir) {
+        Ok(meta) if !meta.is_dir() => Err(CliError::Input(format!(
+            "{} is not a directory",
+            dir.display()
+        ))),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(CliError::io(format!("reading {}", dir.display()), e)),
+    }
+}
+
+/// The backend of the log in `dir`, or `None` when there is no log yet.
+pub fn detect_backend(dir: &Path) -> Option<LogBackend> {
+    let log = dir.join("log");
+    if !log.is_dir() {
+        return None;
+    }
+    if log.join("env").join("data.mdb").exists() {
+        Some(LogBackend::Lmdb)
+    } else {
+        Some(LogBackend::File)
+    }
+}
+
+fn to_log_backend(backend: Backend) -> LogBackend {
+    match backend {
+        Backend::File => LogBackend::File,
+        Backend::Lmdb => LogBackend::Lmdb,
+    }
+}
+
+/// The backend's name as `--backend` spells it.
+pub fn backend_name(backend: LogBackend) -> &'static str {
+    match backend {
+        LogBackend::Lmdb => "lmdb",
+        _ => "file",
+    }
+}
+
+/// Live entries, lazily, in key order.
+pub type EntryIter = Box<dyn Iterator<Item = azoth::Result<azoth::Entry>>>;
+/// Events with their ids, lazily, in log order.
+pub type EventIter =
+    Box<dyn Iterator<Item = azoth::Result<(azoth::EventId, azoth::DatabaseEvent)>>>;
+
+/// What read commands read through: the database itself, or a read-only open of a directory
+/// another process holds.
+pub enum Handle {
+    /// An exclusive open.
+    Writer(Database),
+}
+
+impl Handle {
+    /// The value of `key`.
+    pub fn get(&self, key: &[u8]) -> azoth::Result<Option<Vec<u8>>> {
+        match self {
+            Handle::Writer(db) => db.get(key),
+        }
+    }
+
+    /// Whether `key` exists.
+    pub fn exists(&self, key: &[u8]) -> azoth::Result<bool> {
+        match self {
+            Handle::Writer(db) => db.exists(key),
+        }
+    }
+
+    /// Live entries in `[start, end)`, lazily.
+    pub fn range(&self, start: Option<&[u8]>, end: Option<&[u8]>) -> azoth::Result<EntryIter> {
+        match self {
+            Handle::Writer(db) => Ok(Box::new(db.range(start, end)?)),
+        }
+    }
+
+    /// The events after `after`, lazily.
+    pub fn events_since(&self, after: azoth::EventId) -> azoth::Result<EventIter> {
+        match self {
+            Handle::Writer(db) => Ok(Box::new(db.events_since(after)?)),
+        }
+    }
+
+    /// Statistics.
+    pub fn stats(&self) -> azoth::Result<azoth::DatabaseStats> {
+        match self {
+            Handle::Writer(db) => db.stats(),
+        }
+    }
+
+    /// Integrity check of the log.
+    pub fn verify(&self) -> azoth::Result<azoth::VerifyReport> {
+        match self {
+            Handle::Writer(db) => db.verify(),
+        }
+    }
+
+    /// Catches up with what another process wrote since the last call (the read-only open);
+    /// nothing to do for an exclusive open. Returns the newest event id.
+    pub fn refresh(&self) -> azoth::Result<u64> {
+        match self {
+            Handle::Writer(db) => db.stats().map(|s| s.log.newest_event_id),
+        }
+    }
+
+    /// The writer, for write commands in the REPL.
+    pub fn writer(&self, dir: &Path) -> CliResult<&Database> {
+        match self {
+            Handle::Writer(db) => Ok(db),
+            #[allow(unreachable_patterns)]
+            _ => Err(CliError::Locked {
+                dir: dir.to_path_buf(),
+            }),
+        }
+    }
+
+    /// Closes the handle (the writer flushes).
+    pub fn close(&self) -> azoth::Result<()> {
+        match self {
+            Handle::Writer(db) => db.close(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_is_detected_from_the_log_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(detect_backend(dir.path()), None);
+        std::fs::create_dir(dir.path().join("log")).unwrap();
+        assert_eq!(detect_backend(dir.path()), Some(LogBackend::File));
+        std::fs::create_dir(dir.path().join("log/env")).unwrap();
+        std::fs::write(dir.path().join("log/env/data.mdb"), b"").unwrap();
+        assert_eq!(detect_backend(dir.path()), Some(LogBackend::Lmdb));
+    }
+}
