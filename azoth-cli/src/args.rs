@@ -80,10 +80,18 @@ pub enum Command {
     Stats(StatsArgs),
     /// Check the log's checksums and hash chain.
     Verify,
-    /// Flush the view and give its free space back to the file system.
+    /// Seal the active log segment and start a new one.
+    Rotate,
+    /// Archive sealed segments (zstd) up to an event id; they stay readable.
+    Archive(ArchiveArgs),
+    /// Flush the view, give its free space back, apply the retention policy.
     Compact,
     /// Rebuild the view from the log (built-in put/delete projection only).
     Rebuild(RebuildArgs),
+    /// Write a consistent copy of the database into a new directory.
+    Backup(BackupArgs),
+    /// Restore a backup into the data directory (which must not exist or be empty).
+    Restore(RestoreArgs),
     /// Write every event as JSON lines (see the dump format below).
     Dump(DumpArgs),
     /// Apply a dump (JSON lines) to the database.
@@ -154,6 +162,29 @@ pub struct StatsArgs {
     /// The Prometheus text exposition format (instead of the table or --json).
     #[arg(long)]
     pub prometheus: bool,
+}
+
+/// `archive`.
+#[derive(Debug, Args)]
+pub struct ArchiveArgs {
+    /// Archive sealed segments whose events are all at or below this id (default: every
+    /// sealed segment).
+    #[arg(long)]
+    pub up_to: Option<u64>,
+}
+
+/// `backup DEST`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The backup directory to create.
+    pub dest: PathBuf,
+}
+
+/// `restore SRC`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup directory.
+    pub src: PathBuf,
 }
 
 /// `rebuild`.

@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use azoth::{Config, Database, LogBackend};
+use azoth::{Config, Database, LogBackend, ReadOnlyDatabase, VerifyProgress};
 
 use crate::args::{Backend, Cli};
 use crate::error::{CliError, CliResult};
@@ -71,7 +71,9 @@ impl Target {
             .map_err(|e| CliError::azoth(format!("opening {}", self.dir.display()), &self.dir, e))
     }
 
-    /// Opens an existing database for a read command.
+    /// Opens an existing database for a read command, read-only: no lock is taken and
+    /// nothing is written, so it works beside a running application and never keeps one from
+    /// opening its directory.
     ///
     /// # Errors
     /// [`CliError::NoDatabase`] when the directory holds none.
@@ -81,13 +83,23 @@ impl Target {
                 dir: self.dir.clone(),
             });
         }
-        self.open_writer().map(Handle::Writer)
+        // Checks that --backend agrees with the directory.
+        self.backend()?;
+        tracing::debug!(dir = %self.dir.display(), "opening the database read-only");
+        ReadOnlyDatabase::open(&self.dir)
+            .map(Handle::Reader)
+            .map_err(|e| CliError::azoth(format!("opening {}", self.dir.display()), &self.dir, e))
     }
 
     /// Opens the directory for an interactive session: exclusively when possible (creating
-    /// it if needed), read-only when another process holds it.
+    /// it if needed), read-only when another process holds it (write commands then fail with
+    /// [`CliError::Locked`]).
     pub fn open_session(&self) -> CliResult<Handle> {
-        self.open_writer().map(Handle::Writer)
+        match self.open_writer() {
+            Ok(db) => Ok(Handle::Writer(db)),
+            Err(CliError::Locked { .. }) => self.open_reader(),
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -143,6 +155,8 @@ pub type EventIter =
 pub enum Handle {
     /// An exclusive open.
     Writer(Database),
+    /// A read-only open: no lock, follows a writer in another process.
+    Reader(ReadOnlyDatabase),
 }
 
 impl Handle {
@@ -150,6 +164,7 @@ impl Handle {
     pub fn get(&self, key: &[u8]) -> azoth::Result<Option<Vec<u8>>> {
         match self {
             Handle::Writer(db) => db.get(key),
+            Handle::Reader(db) => db.get(key),
         }
     }
 
@@ -157,6 +172,7 @@ impl Handle {
     pub fn exists(&self, key: &[u8]) -> azoth::Result<bool> {
         match self {
             Handle::Writer(db) => db.exists(key),
+            Handle::Reader(db) => db.exists(key),
         }
     }
 
@@ -164,6 +180,7 @@ impl Handle {
     pub fn range(&self, start: Option<&[u8]>, end: Option<&[u8]>) -> azoth::Result<EntryIter> {
         match self {
             Handle::Writer(db) => Ok(Box::new(db.range(start, end)?)),
+            Handle::Reader(db) => Ok(Box::new(db.range(start, end)?)),
         }
     }
 
@@ -171,6 +188,7 @@ impl Handle {
     pub fn events_since(&self, after: azoth::EventId) -> azoth::Result<EventIter> {
         match self {
             Handle::Writer(db) => Ok(Box::new(db.events_since(after)?)),
+            Handle::Reader(db) => Ok(Box::new(db.events_since(after)?)),
         }
     }
 
@@ -178,21 +196,27 @@ impl Handle {
     pub fn stats(&self) -> azoth::Result<azoth::DatabaseStats> {
         match self {
             Handle::Writer(db) => db.stats(),
+            Handle::Reader(db) => db.stats(),
         }
     }
 
-    /// Integrity check of the log.
-    pub fn verify(&self) -> azoth::Result<azoth::VerifyReport> {
+    /// Integrity check of the log, calling `progress` after each unit checked.
+    pub fn verify(
+        &self,
+        progress: impl FnMut(VerifyProgress),
+    ) -> azoth::Result<azoth::VerifyReport> {
         match self {
-            Handle::Writer(db) => db.verify(),
+            Handle::Writer(db) => db.verify_with_progress(progress),
+            Handle::Reader(db) => db.verify_with_progress(progress),
         }
     }
 
-    /// Catches up with what another process wrote since the last call (the read-only open);
-    /// nothing to do for an exclusive open. Returns the newest event id.
+    /// Catches up with what another process wrote since the open or the last call (the
+    /// read-only open: its view is a snapshot); nothing to do for an exclusive open.
     pub fn refresh(&self) -> azoth::Result<u64> {
         match self {
-            Handle::Writer(db) => db.stats().map(|s| s.log.newest_event_id),
+            Handle::Writer(_) => Ok(0),
+            Handle::Reader(db) => db.refresh(),
         }
     }
 
@@ -200,17 +224,17 @@ impl Handle {
     pub fn writer(&self, dir: &Path) -> CliResult<&Database> {
         match self {
             Handle::Writer(db) => Ok(db),
-            #[allow(unreachable_patterns)]
-            _ => Err(CliError::Locked {
+            Handle::Reader(_) => Err(CliError::Locked {
                 dir: dir.to_path_buf(),
             }),
         }
     }
 
-    /// Closes the handle (the writer flushes).
+    /// Closes the handle (the writer flushes; the read-only open has nothing to do).
     pub fn close(&self) -> azoth::Result<()> {
         match self {
             Handle::Writer(db) => db.close(),
+            Handle::Reader(_) => Ok(()),
         }
     }
 }

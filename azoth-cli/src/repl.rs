@@ -190,6 +190,11 @@ fn execute(handle: &Handle, target: &Target, line: &str, out: &mut Output<'_>) -
         return Ok(Flow::Continue);
     }
     let parsed = Line::try_parse_from(&words).map_err(|e| CliError::Input(one_line(&e)))?;
+    // Beside a running application, see what it wrote since the last command.
+    handle.refresh().map_err(|source| CliError::Azoth {
+        context: "refreshing the read-only view".to_owned(),
+        source,
+    })?;
     match parsed.command {
         ReplCommand::Put(args) => kv::put(handle.writer(&target.dir)?, &args, out)?,
         ReplCommand::Delete(args) => kv::delete(handle.writer(&target.dir)?, &args, out)?,
@@ -203,10 +208,6 @@ fn execute(handle: &Handle, target: &Target, line: &str, out: &mut Output<'_>) -
                 follow: false,
                 dump: false,
             };
-            handle.refresh().map_err(|source| CliError::Azoth {
-                context: "refreshing".to_owned(),
-                source,
-            })?;
             events::print(handle, selection, out)?;
         }
         ReplCommand::Stats(args) => stats::stats(

@@ -50,8 +50,8 @@ pub fn print(handle: &Handle, selection: Selection, out: &mut Output<'_>) -> Cli
             return Ok(());
         }
         out.flush()?;
+        // The log iterator of the read-only open sees what the writer appended since.
         std::thread::sleep(FOLLOW_POLL);
-        handle.refresh().map_err(failed)?;
     }
 }
 

@@ -1,9 +1,9 @@
-//! The lifecycle jobs: compact, rebuild.
+//! The lifecycle jobs: rotate, archive, compact, rebuild.
 
-use azoth::{Database, DatabaseEvent};
+use azoth::{Database, DatabaseEvent, UnitState};
 use serde_json::json;
 
-use crate::args::RebuildArgs;
+use crate::args::{ArchiveArgs, RebuildArgs};
 use crate::error::{CliError, CliResult};
 use crate::output::Output;
 use crate::progress;
@@ -15,17 +15,78 @@ fn failed(what: &'static str) -> impl FnOnce(azoth::AzothError) -> CliError {
     }
 }
 
-/// `compact`: flushes the view and gives its free space back.
+/// `rotate`: seals the active segment.
+pub fn rotate(db: &Database, out: &mut Output<'_>) -> CliResult {
+    let sealed = db.rotate().map_err(failed("rotating the log"))?;
+    if out.json {
+        out.json_line(&json!({ "sealed": sealed.display().to_string() }))
+    } else {
+        out.line(format_args!("sealed {}", sealed.display()))
+    }
+}
+
+/// `archive [--up-to ID]`: archives sealed segments one by one (a progress bar counts them).
+pub fn archive(db: &Database, args: &ArchiveArgs, out: &mut Output<'_>) -> CliResult {
+    let units = db.log_units().map_err(failed("listing the log"))?;
+    let up_to = args.up_to.unwrap_or(u64::MAX);
+    let targets: Vec<u64> = units
+        .iter()
+        .filter(|u| u.state == UnitState::Sealed)
+        .filter_map(|u| u.last_event_id())
+        .take_while(|last| *last <= up_to)
+        .collect();
+    let bar = progress::bar(targets.len() as u64, "archiving", false);
+    let mut written = Vec::new();
+    for last in targets {
+        let result = db.archive(last);
+        bar.inc(1);
+        match result {
+            Ok(paths) => written.extend(paths),
+            Err(e) => {
+                bar.finish_and_clear();
+                return Err(failed("archiving")(e));
+            }
+        }
+    }
+    bar.finish_and_clear();
+    if out.json {
+        let paths: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+        return out.json_line(&json!({ "archives": paths }));
+    }
+    if written.is_empty() {
+        return out.line("nothing to archive (no sealed segment in range)");
+    }
+    for path in &written {
+        out.line(format_args!("archived {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// `compact`: flushes the view, gives its free space back and applies retention.
 pub fn compact(db: &Database, out: &mut Output<'_>) -> CliResult {
-    let spinner = progress::spinner("compacting the view");
+    let spinner = progress::spinner("compacting");
     let result = db.compact();
     spinner.finish_and_clear();
-    result.map_err(failed("compacting"))?;
+    let report = result.map_err(failed("compacting"))?;
     if out.json {
-        out.json_line(&json!({ "compacted": true }))
-    } else {
-        out.line("compacted the view")
+        return out.json_line(&json!({
+            "level": report.level,
+            "checkpoint": report.checkpoint,
+            "view_bytes_before": report.view_bytes_before,
+            "view_bytes_after": report.view_bytes_after,
+            "view_bytes_reclaimed": report.view_bytes_reclaimed,
+            "log_units_deleted": report.retention.units_deleted,
+            "log_events_deleted": report.retention.events_deleted,
+            "event_id": report.operation_id.sequence,
+        }));
     }
+    out.line(format_args!(
+        "compacted: view {} -> {} bytes; retention deleted {} log units ({} events)",
+        report.view_bytes_before,
+        report.view_bytes_after,
+        report.retention.units_deleted,
+        report.retention.events_deleted
+    ))
 }
 
 /// `rebuild`: replays the log into a fresh view.

@@ -3,6 +3,7 @@
 //! Write commands open the database exclusively; read commands go through
 //! [`Target::open_reader`], which also works on a directory an application holds.
 
+pub mod backup;
 pub mod events;
 pub mod import;
 pub mod kv;
@@ -61,6 +62,10 @@ pub fn run(cli: &Cli, out: &mut Output<'_>) -> CliResult {
             Err(e) => Err(e),
             Ok(handle) => finish(&target, &handle, verify::verify(&handle, out)),
         },
+        Command::Rotate => with_writer(&target, |db| maintenance::rotate(db, out)),
+        Command::Archive(args) => with_writer(&target, |db| maintenance::archive(db, args, out)),
+        Command::Backup(args) => with_writer(&target, |db| backup::backup(db, &args.dest, out)),
+        Command::Restore(args) => backup::restore(&args.src, &target.dir, out),
         Command::Compact => with_writer(&target, |db| maintenance::compact(db, out)),
         Command::Rebuild(args) => with_writer(&target, |db| maintenance::rebuild(db, args, out)),
         Command::Import(args) => with_writer(&target, |db| import::import(db, args, out)),

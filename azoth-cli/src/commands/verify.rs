@@ -11,9 +11,12 @@ use crate::progress;
 /// Prints `✓ integrity verified: …`, or `✗ …` naming the first failure and returns
 /// [`CliError::Damaged`] (exit code 3).
 pub fn verify(handle: &Handle, out: &mut Output<'_>) -> CliResult {
-    let spinner = progress::spinner("verifying the log");
-    let report = handle.verify();
-    spinner.finish_and_clear();
+    let bar = progress::bar(0, "verifying the log", true);
+    let report = handle.verify(|p| {
+        bar.set_length(p.bytes_total);
+        bar.set_position(p.bytes_done);
+    });
+    bar.finish_and_clear();
     let report = report.map_err(|source| CliError::Azoth {
         context: "verifying".to_owned(),
         source,

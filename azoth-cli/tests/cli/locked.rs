@@ -29,3 +29,88 @@ fn write_commands_on_a_held_directory_say_it_is_locked() {
     ok(&d, &["put", "k", "v2"]);
     assert_eq!(ok(&d, &["scan"]), "from-app\t1\nk\tv2\n");
 }
+
+#[test]
+fn read_commands_work_beside_the_application() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("app-data");
+    ok(&d, &["put", "k", "v"]);
+    let mut holder = Holder::start(&d);
+    holder.put("from-app", "1");
+    // Reads see the application's writes (the read-only open replays its unflushed tail).
+    assert_eq!(ok(&d, &["get", "from-app"]), "1\n");
+    assert_eq!(ok(&d, &["exists", "k"]), "true\n");
+    assert_eq!(ok(&d, &["scan"]), "from-app\t1\nk\tv\n");
+    assert_eq!(ok(&d, &["events"]), "1\tput\tk\tv\n2\tput\tfrom-app\t1\n");
+    assert_eq!(ok(&d, &["dump"]).lines().count(), 2);
+    assert!(ok(&d, &["stats"]).contains("  events             2\n"));
+    assert_eq!(
+        ok(&d, &["verify"]),
+        "✓ integrity verified: 1 segments, 2 blocks, 2 events\n"
+    );
+    // The application was not disturbed: it still writes.
+    holder.put("after-reads", "2");
+    assert_eq!(ok(&d, &["get", "after-reads"]), "2\n");
+}
+
+#[test]
+fn a_session_beside_the_application_reads_and_refuses_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("app-data");
+    ok(&d, &["put", "k", "v"]);
+    let _holder = Holder::start(&d);
+    let output = crate::common::azoth(&d)
+        .arg("interactive")
+        .write_stdin("get k\nput k2 v2\nscan\n")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stdout, "v\nk\tv\n");
+    assert!(
+        stderr.starts_with(&format!(
+            "error: the data directory {} is locked",
+            d.display()
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn events_follow_tails_a_live_directory() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("app-data");
+    ok(&d, &["put", "before", "0"]);
+    let mut holder = Holder::start(&d);
+    let mut follower = Command::new(env!("CARGO_BIN_EXE_azoth"))
+        .arg("-d")
+        .arg(&d)
+        .args(["events", "--follow"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = follower.stdout.take().unwrap();
+    let (lines, received) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if lines.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    // A guard against a hang, not a measurement: the follower polls every 100 ms.
+    let next = || received.recv_timeout(Duration::from_secs(60)).unwrap();
+    assert_eq!(next(), "1\tput\tbefore\t0");
+    holder.put("live", "1");
+    assert_eq!(next(), "2\tput\tlive\t1");
+    holder.put("live", "2");
+    assert_eq!(next(), "3\tput\tlive\t2");
+    follower.kill().unwrap();
+    follower.wait().unwrap();
+}
