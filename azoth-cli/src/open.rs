@@ -66,9 +66,40 @@ impl Target {
     pub fn open_writer(&self) -> CliResult<Database> {
         check_is_directory(&self.dir)?;
         let config = self.config()?;
+        if self.holds_database()? {
+            // A held directory is reported as locked, whatever its tail holds.
+            drop(azoth::DirLock::acquire(&self.dir).map_err(|e| {
+                CliError::azoth(format!("opening {}", self.dir.display()), &self.dir, e)
+            })?);
+            self.check_tail_has_no_app_events()?;
+        }
         tracing::debug!(dir = %self.dir.display(), "opening the database for writing");
         Database::open_with(config)
             .map_err(|e| CliError::azoth(format!("opening {}", self.dir.display()), &self.dir, e))
+    }
+
+    /// Refuses to open a database whose log has application events after the view's
+    /// checkpoint. Opening replays that tail into the view and closing flushes it; the
+    /// command has none of the application's projections, so the keys they derive from those
+    /// events would be missing from the view for good.
+    fn check_tail_has_no_app_events(&self) -> CliResult {
+        let failed = |e| CliError::azoth(format!("opening {}", self.dir.display()), &self.dir, e);
+        // Dropped before the writer opens: in one process LMDB environments are shared.
+        let reader = ReadOnlyDatabase::open(&self.dir).map_err(failed)?;
+        let checkpoint = reader.stats().map_err(failed)?.store.checkpoint;
+        for item in reader.events_since(checkpoint).map_err(failed)? {
+            let (id, event) = item.map_err(failed)?;
+            if matches!(event, azoth::DatabaseEvent::AppEvent { .. }) {
+                return Err(CliError::Input(format!(
+                    "{} has application events that its view has not stored yet (the first is \
+                     event {id}); their effect on the view comes from the application's \
+                     projections, which this command does not have. Open and close the \
+                     database with the application first, then retry",
+                    self.dir.display()
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Opens an existing database for a read command, read-only: no lock is taken and

@@ -2,7 +2,7 @@
 //!
 //! The test binary re-runs itself with only [`hold_a_database`] selected and
 //! `AZOTH_TEST_HOLD_DIR` set. That test opens the database, prints `AZOTH-HOLDER-READY`, then reads
-//! commands from stdin (`put KEY VALUE`, answered `AZOTH-HOLDER-OK`) until stdin closes, and closes the
+//! commands from stdin (`put KEY VALUE`, `app KIND PAYLOAD`, answered `AZOTH-HOLDER-OK`) until stdin closes, and closes the
 //! database. Run normally (without the variable) it does nothing.
 
 use std::io::{BufRead, BufReader, Write};
@@ -24,6 +24,10 @@ fn hold_a_database() {
         match words.as_slice() {
             ["put", key, value] => {
                 db.put(key.as_bytes(), value.as_bytes()).unwrap();
+                println!("AZOTH-HOLDER-OK");
+            }
+            ["app", kind, payload] => {
+                db.append_event(kind, payload.as_bytes()).unwrap();
                 println!("AZOTH-HOLDER-OK");
             }
             _ => panic!("unknown holder command {line:?}"),
@@ -87,6 +91,22 @@ impl Holder {
         writeln!(stdin, "put {key} {value}").unwrap();
         stdin.flush().unwrap();
         self.wait_for("AZOTH-HOLDER-OK");
+    }
+}
+
+impl Holder {
+    /// Appends an application event through the holding process.
+    pub fn app_event(&mut self, kind: &str, payload: &str) {
+        let stdin = self.stdin.as_mut().unwrap();
+        writeln!(stdin, "app {kind} {payload}").unwrap();
+        stdin.flush().unwrap();
+        self.wait_for("AZOTH-HOLDER-OK");
+    }
+
+    /// Kills the process (SIGKILL): what it wrote is durable, but its view is not flushed.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
     }
 }
 

@@ -114,3 +114,27 @@ fn events_follow_tails_a_live_directory() {
     follower.kill().unwrap();
     follower.wait().unwrap();
 }
+
+#[test]
+fn writes_are_refused_while_the_view_lacks_an_applications_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("app-data");
+    ok(&d, &["put", "k", "v"]);
+    let mut holder = Holder::start(&d);
+    holder.app_event("Deposited", "10");
+    // While the application runs, the directory is reported as locked.
+    let e = fails(&d, &["put", "k", "v2"], 1);
+    assert!(e.contains("is locked by another process"), "{e}");
+    // The application dies before flushing its view.
+    holder.kill();
+    let e = fails(&d, &["put", "k", "v2"], 1);
+    assert!(
+        e.contains(
+            "has application events that its view has not stored yet (the first is event 2)"
+        ),
+        "{e}"
+    );
+    // Reads still work, and nothing was written.
+    assert_eq!(ok(&d, &["get", "k"]), "v\n");
+    assert_eq!(ok(&d, &["events"]).lines().count(), 2);
+}
