@@ -148,6 +148,10 @@ pub fn run(target: &Target, out: &mut Output<'_>) -> CliResult {
     }
     let mut failures = 0_u64;
     let result = loop {
+        // What was printed must be out before the line editor draws its prompt.
+        if let Err(e) = out.flush() {
+            break Err(e);
+        }
         let line = match source.next_line() {
             Ok(Some(line)) => line,
             Ok(None) => break Ok(()),
@@ -159,11 +163,10 @@ pub fn run(target: &Target, out: &mut Output<'_>) -> CliResult {
             Err(e) if is_broken_pipe(&e) => break Err(e),
             Err(e) => {
                 failures += 1;
+                // Output printed before the error comes first.
+                let _ = out.flush();
                 eprintln!("error: {e}");
             }
-        }
-        if let Err(e) = out.flush() {
-            break Err(e);
         }
     };
     source.save_history();

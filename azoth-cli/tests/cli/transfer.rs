@@ -105,3 +105,31 @@ fn each_batch_is_atomic() {
     // The first batch (a, b) is in; nothing of the second (c, d).
     assert_eq!(ok(&d.join("db"), &["scan"]), "a\t1\nb\t2\n");
 }
+
+#[test]
+fn long_jobs_draw_no_progress_when_stderr_is_not_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let lines: String = (0..50)
+        .map(|i| format!("{{\"type\":\"put\",\"key\":\"k{i}\",\"value\":\"v\"}}\n"))
+        .collect();
+    for args in [
+        &["import", "-"][..],
+        &["verify"],
+        &["rebuild"],
+        &["archive"],
+        &["compact"],
+    ] {
+        let output = azoth(d)
+            .args(args)
+            .write_stdin(lines.clone())
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{args:?}");
+        assert!(
+            output.stderr.is_empty(),
+            "{args:?}: {:?}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
