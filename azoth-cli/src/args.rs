@@ -17,6 +17,8 @@ Exit codes:
 
 Keys and values are taken as UTF-8 text; with --base64 they are base64 (standard alphabet).
 
+Diagnostics: set AZOTH_LOG=warn (or error, info, debug, trace) to see them on stderr.
+
 Read commands (get, exists, scan, events, stats, verify, dump) work on a directory an
 application has open, through a read-only open. Write commands need exclusive access.
 

@@ -11,6 +11,10 @@
 //! | `output` | text and JSON output |
 //! | `progress` | progress bars on a terminal |
 //! | `error` | errors, their messages and the exit codes |
+//!
+//! Diagnostics (the library's `tracing` events) go to stderr when the environment variable
+//! `AZOTH_LOG` names a level: `error`, `warn`, `info`, `debug` or `trace`.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 mod args;
 mod bytes;
@@ -28,7 +32,22 @@ use clap::Parser;
 
 use crate::error::{CliError, EXIT_OK, EXIT_USAGE, is_broken_pipe};
 
+/// Sends `tracing` events at or above the level `AZOTH_LOG` names to stderr.
+fn init_diagnostics() {
+    let Some(level) = std::env::var("AZOTH_LOG")
+        .ok()
+        .and_then(|l| l.parse::<tracing::Level>().ok())
+    else {
+        return;
+    };
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
 fn main() {
+    init_diagnostics();
     let cli = match args::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
