@@ -34,7 +34,13 @@ impl Target {
     /// True when the directory holds a database (a log directory).
     fn holds_database(&self) -> CliResult<bool> {
         check_is_directory(&self.dir)?;
-        Ok(self.dir.join("log").is_dir())
+        let log = self.dir.join("log");
+        match std::fs::metadata(&log) {
+            Ok(meta) => Ok(meta.is_dir()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            // Permission denied and the like: say so rather than "no database".
+            Err(e) => Err(CliError::io(format!("reading {}", log.display()), e)),
+        }
     }
 
     /// The backend to open with: detected for an existing database, else `--backend` (file by

@@ -157,3 +157,24 @@ fn import_of_a_missing_file_or_bad_lines() {
     // Not one of those lines was imported.
     assert_eq!(ok(d, &["scan"]), "");
 }
+
+#[cfg(unix)]
+#[test]
+fn an_unreadable_directory() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("db");
+    sample(&d);
+    fs::set_permissions(&d, fs::Permissions::from_mode(0o000)).unwrap();
+    if fs::read_dir(&d).is_ok() {
+        // Running as root: permissions do not stop it, so there is nothing to test.
+        fs::set_permissions(&d, fs::Permissions::from_mode(0o755)).unwrap();
+        return;
+    }
+    let e = fails(&d, &["get", "user:1001"], 1);
+    assert!(e.contains("ermission denied"), "{e}");
+    let e = fails(&d, &["put", "k", "v"], 1);
+    assert!(e.contains("ermission denied"), "{e}");
+    fs::set_permissions(&d, fs::Permissions::from_mode(0o755)).unwrap();
+}

@@ -130,6 +130,13 @@ fn the_backend_is_chosen_at_creation_and_detected_after() {
     assert_eq!(ok(d, &["get", "k"]), "v\n");
     ok(d, &["put", "k2", "v2"]);
     assert!(ok(d, &["stats"]).contains("log backend        lmdb"));
+    ok(d, &["rotate"]);
+    ok(d, &["archive"]);
+    assert_eq!(
+        ok(d, &["verify"]),
+        "✓ integrity verified: 2 segments, 2 blocks, 2 events\n"
+    );
+    assert_eq!(ok(d, &["events"]), "1\tput\tk\tv\n2\tput\tk2\tv2\n");
     let e = fails(d, &["--backend", "file", "get", "k"], 1);
     assert!(
         e.contains("holds a lmdb log; --backend applies only when a directory is created"),
