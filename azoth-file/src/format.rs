@@ -18,7 +18,8 @@
 //! ```text
 //! ```
 //!
-//! Block frame (one per append call), following the header back to back:
+//! Block frame (one per append call, or one per write-out of the appends a write buffer
+//! gathered), following the header back to back:
 //!
 //! ```text
 //! 0            4           8          12               20      24
@@ -184,10 +185,39 @@ pub fn encode_frame<E: AsRef<[u8]>>(
         buf.extend_from_slice(&(e.len() as u32).to_le_bytes());
         buf.extend_from_slice(e);
     }
+    // Checked by the caller through `frame_len`.
+    finish_frame(buf, prev, first_event_id, events.len() as u32)
+}
+
+/// Encodes a block whose event area (each event as `len u32 | bytes`, back to back) is
+/// already laid out in `area`, holding `count` events: as [`encode_frame`] of those events.
+/// The caller has checked that `FRAME_OVERHEAD + area.len()` fits a frame and `count > 0`.
+pub fn encode_frame_area(
+    buf: &mut Vec<u8>,
+    prev: &ChainHash,
+    first_event_id: EventId,
+    count: u32,
+    area: &[u8],
+) -> ChainHash {
+    buf.clear();
+    buf.reserve(FRAME_OVERHEAD + area.len());
+    buf.resize(FRAME_EVENTS, 0);
+    buf.extend_from_slice(area);
+    finish_frame(buf, prev, first_event_id, count)
+}
+
+/// Fills in the header of the frame in `buf` (header placeholder and event area written)
+/// and appends its chain hash.
+fn finish_frame(
+    buf: &mut Vec<u8>,
+    prev: &ChainHash,
+    first_event_id: EventId,
+    count: u32,
+) -> ChainHash {
     let total = buf.len() + FRAME_HASH_LEN;
     buf[FRAME_LEN..FRAME_BODY_CRC].copy_from_slice(&(total as u32).to_le_bytes());
     buf[FRAME_FIRST_ID..FRAME_COUNT].copy_from_slice(&first_event_id.to_le_bytes());
-    buf[FRAME_COUNT..FRAME_EVENTS].copy_from_slice(&(events.len() as u32).to_le_bytes());
+    buf[FRAME_COUNT..FRAME_EVENTS].copy_from_slice(&count.to_le_bytes());
     let hash = chain_hash(prev, &buf[FRAME_FIRST_ID..]);
     buf.extend_from_slice(&hash);
     let body_crc = crc32c::crc32c(&buf[FRAME_COUNT..]);

@@ -12,7 +12,9 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 use parking_lot::{Mutex, RwLock};
 
 use crate::file_name::{self, INDEX_EXT, SEGMENT_EXT, TEMP_EXT};
-use crate::format::{SEGMENT_HEADER_LEN, encode_frame, frame_len};
+use crate::format::{
+    FRAME_OVERHEAD, MAX_FRAME_LEN, SEGMENT_HEADER_LEN, encode_frame, encode_frame_area, frame_len,
+};
 use crate::fs::WritableFile;
 use crate::index::SegmentIndex;
 use crate::options::FileLogOptions;
@@ -78,35 +80,68 @@ pub(crate) struct Shared {
 /// The active segment's file and the blocks appended but not yet written to it.
 ///
 /// With `SyncMode::Never` and `IntervalMs` and a write buffer set
-/// ([`FileLogOptions::write_buffer`]), appends gather their blocks in `buf` and they reach
-/// the file in large writes: when `buf` would outgrow the write buffer, at every sync (the
-/// interval thread's included), at rotation, on drop, and whenever a reader of this log needs
-/// bytes past what is written (readers never see less than every acknowledged block). With
-/// `Always`, or without a write buffer, every block is written when it is appended (and with
-/// `Always` synced before it is acknowledged), so `buf` stays empty.
+/// ([`FileLogOptions::write_buffer`]), appends gather their events in `pending` and they
+/// reach the file as one block in one write: when `pending` would outgrow the write buffer,
+/// at every sync (the interval thread's included), at rotation, on drop, and whenever a
+/// reader of this log needs bytes past what is written (readers never see less than every
+/// acknowledged event). Gathered appends become one block: each append was whole or absent
+/// and stays so inside the larger block, and the block's chain hash is computed once instead
+/// of once per append (that hash was a third of a small put). With `Always`, or without a
+/// write buffer, every append is its own block, written when it is appended (and with
+/// `Always` synced before it is acknowledged), so `pending` stays empty.
 #[derive(Debug)]
 pub(crate) struct Tail {
     file: Arc<dyn WritableFile>,
     seg: Arc<Segment>,
-    /// The file offset where `buf` belongs: every byte before it is written.
+    /// The file offset where the next block goes: every byte before it is written.
     written: u64,
-    buf: Vec<u8>,
+    /// The chain hash of the last block written.
+    last_hash: ChainHash,
+    /// The event area (`len u32 | bytes` per event) of the gathered events.
+    pending: Vec<u8>,
+    /// The id of the first gathered event, and how many there are.
+    pending_first: EventId,
+    pending_count: u32,
+    /// The block under construction at write-out, reused.
+    frame: Vec<u8>,
 }
 
 impl Tail {
-    /// Writes the gathered blocks to the file. On failure they stay in `buf`, and a retry
-    /// writes them again at the same offset: whatever part reached the file is a prefix of
-    /// the same bytes, which recovery would read as a torn tail at worst.
+    /// The end of the block the gathered events will make, where the next append starts.
+    fn end(&self) -> u64 {
+        if self.pending_count == 0 {
+            self.written
+        } else {
+            self.written + (FRAME_OVERHEAD + self.pending.len()) as u64
+        }
+    }
+
+    /// Writes the gathered events to the file as one block. On failure they stay gathered,
+    /// and a retry writes the same block again at the same offset: whatever part reached the
+    /// file is a prefix of the same bytes, which recovery would read as a torn tail at worst.
     fn write_out(&mut self) -> std::io::Result<()> {
-        if self.buf.is_empty() {
+        if self.pending_count == 0 {
             return Ok(());
         }
-        self.file.write_all_at(&self.buf, self.written)?;
-        self.written += self.buf.len() as u64;
+        let hash = encode_frame_area(
+            &mut self.frame,
+            &self.last_hash,
+            self.pending_first,
+            self.pending_count,
+            &self.pending,
+        );
+        self.file.write_all_at(&self.frame, self.written)?;
+        self.seg.note_block(self.pending_first, self.written);
+        self.written += self.frame.len() as u64;
+        self.last_hash = hash;
         self.seg.set_written(self.written);
-        self.buf.clear();
-        if self.buf.capacity() > KEEP_BUFFER {
-            self.buf = Vec::new();
+        self.pending.clear();
+        self.pending_count = 0;
+        if self.pending.capacity() > KEEP_BUFFER {
+            self.pending = Vec::new();
+        }
+        if self.frame.capacity() > KEEP_BUFFER {
+            self.frame = Vec::new();
         }
         Ok(())
     }
@@ -121,13 +156,27 @@ impl Shared {
         }
     }
 
-    /// Makes sure the file of `seg` holds its bytes up to `upto` (a reader is about to read
-    /// them), writing out the gathered tail if `seg` is the active segment.
-    pub(crate) fn ensure_written(&self, seg: &Arc<Segment>, upto: u64) -> Result<()> {
-        if seg.written_offset() >= upto {
-            return Ok(());
+    /// How far a reader may read `seg`: a block boundary at or past everything published
+    /// when it asks, with those bytes on the file — the gathered events of the writer's
+    /// active segment are written out first. (A published end may fall inside a block the
+    /// gathered events later make, so readers must not stop there; they stop at an id.)
+    pub(crate) fn read_limit(&self, seg: &Arc<Segment>) -> Result<u64> {
+        let published = seg.end_offset();
+        let written = seg.written_offset();
+        if written >= published {
+            return Ok(written);
         }
-        self.write_out_tail(Some(seg))
+        let mut tail = self.tail.lock();
+        match tail.as_mut() {
+            Some(t) if Arc::ptr_eq(&t.seg, seg) => {
+                t.write_out()?;
+                Ok(t.written)
+            }
+            // Sealed meanwhile: whole on its file.
+            Some(_) => Ok(seg.end_offset().max(seg.written_offset())),
+            // A read-only handle publishes only whole blocks it found on the file.
+            None => Ok(published),
+        }
     }
 
     /// Writes the gathered tail out, if `seg` is `None` or the active segment.
@@ -156,10 +205,9 @@ impl Shared {
 struct Writer {
     seg: Arc<Segment>,
     file: Arc<dyn WritableFile>,
-    /// The end of the appended blocks, those still gathered in the [`Tail`] included.
+    /// The end of the appended blocks, the one the [`Tail`] gathers included.
     offset: u64,
     next_id: EventId,
-    last_hash: ChainHash,
     /// The frame under construction, reused so appends do not allocate.
     buf: Vec<u8>,
 }
@@ -242,7 +290,6 @@ impl FileEventLog {
                 seg,
                 file,
                 offset: rec.offset,
-                last_hash: rec.last_hash,
                 buf: Vec::new(),
             })
         };
@@ -257,7 +304,11 @@ impl FileEventLog {
                 file: Arc::clone(&w.file),
                 seg: Arc::clone(&w.seg),
                 written: w.offset,
-                buf: Vec::new(),
+                last_hash: rec.last_hash,
+                pending: Vec::new(),
+                pending_first: w.next_id,
+                pending_count: 0,
+                frame: Vec::new(),
             })),
             read_only,
             follow: Mutex::new(()),
@@ -335,56 +386,72 @@ impl FileEventLog {
             )));
         };
         let w = &mut *w;
-        let hash = encode_frame(&mut w.buf, &w.last_hash, first_event_id, events);
         let always = self.shared.options.sync_mode == SyncMode::Always;
+        // The event area of a gathered block, bounded so that the block fits a frame.
         let gather = if always {
             0
         } else {
-            self.shared.options.write_buffer
+            self.shared
+                .options
+                .write_buffer
+                .min(MAX_FRAME_LEN - FRAME_OVERHEAD)
         };
-        {
+        let area = len - FRAME_OVERHEAD;
+        let end = {
             let mut tail = self.shared.tail.lock();
             let Some(tail) = tail.as_mut() else {
                 return Err(AzothError::ReadOnly);
             };
-            if tail.buf.len() + len > gather {
-                // Before this block joins: if the write fails, this append fails and has
-                // changed nothing; the gathered (acknowledged) blocks stay for a retry.
+            if tail.pending.len() + area > gather {
+                // Before these events join: if the write fails, this append fails and has
+                // changed nothing; the gathered (acknowledged) events stay for a retry.
                 tail.write_out()?;
             }
-            if len <= gather {
-                tail.buf.extend_from_slice(&w.buf);
+            if area <= gather {
+                if tail.pending_count == 0 {
+                    tail.pending_first = first_event_id;
+                }
+                for e in events {
+                    let e = e.as_ref();
+                    // Checked above: every event is shorter than u32::MAX.
+                    tail.pending
+                        .extend_from_slice(&(e.len() as u32).to_le_bytes());
+                    tail.pending.extend_from_slice(e);
+                }
+                // Bounded by `gather`, itself below the frame limit.
+                tail.pending_count += events.len() as u32;
             } else {
-                tail.write_out()?;
-                if let Err(e) = w.file.write_all_at(&w.buf, w.offset) {
+                let block_offset = tail.written;
+                let hash = encode_frame(&mut w.buf, &tail.last_hash, first_event_id, events);
+                if let Err(e) = w.file.write_all_at(&w.buf, block_offset) {
                     // Readers never see past the published end, so the log stays consistent;
                     // cut any partial write off so the next block lands on a clean end.
-                    if let Err(e2) = w.file.set_len(w.offset) {
+                    if let Err(e2) = w.file.set_len(block_offset) {
                         self.shared.poison(format!(
                             "write failed ({e}) and truncating it failed ({e2})"
                         ));
                     }
                     return Err(e.into());
                 }
-                tail.written = w.offset + len as u64;
+                w.seg.note_block(first_event_id, block_offset);
+                tail.written = block_offset + len as u64;
+                tail.last_hash = hash;
                 w.seg.set_written(tail.written);
+                if w.buf.capacity() > KEEP_BUFFER {
+                    // One huge batch should not pin its buffer for the life of the log.
+                    w.buf = Vec::new();
+                }
             }
-        }
+            tail.end()
+        };
         if always {
             if let Err(e) = w.file.sync_data() {
                 self.shared.poison(format!("fdatasync failed: {e}"));
                 return Err(e.into());
             }
         }
-        if w.buf.capacity() > KEEP_BUFFER {
-            // One huge batch should not pin its buffer for the life of the log.
-            w.buf = Vec::new();
-        }
-        let block_offset = w.offset;
-        w.offset += len as u64;
+        w.offset = end;
         w.next_id += events.len() as u64;
-        w.last_hash = hash;
-        w.seg.note_block(first_event_id, block_offset);
         w.seg.publish(w.offset, w.next_id);
         if w.offset >= self.shared.options.segment_size {
             if let Err(e) = self.rotate_locked(w) {
@@ -416,20 +483,24 @@ impl FileEventLog {
                 return Err(e.into());
             }
         }
+        let (segment_len, last_hash) = match self.shared.tail.lock().as_ref() {
+            Some(t) => (t.written, t.last_hash),
+            None => return Err(AzothError::ReadOnly),
+        };
         let idx = SegmentIndex {
             first_event_id: w.seg.first_id,
             end_event_id: w.next_id,
-            segment_len: w.offset,
-            last_hash: w.last_hash,
+            segment_len,
+            last_hash,
             entries: w.seg.index_entries(),
         };
         let idx_path = file_name::unit_path(dir, w.seg.first_id, INDEX_EXT);
         write_atomically(fs, dir, &idx_path, &idx.encode(), durable)?;
         let new_path = file_name::unit_path(dir, w.next_id, SEGMENT_EXT);
-        let file = create_segment(fs, dir, &new_path, w.next_id, &w.last_hash, durable)?;
+        let file = create_segment(fs, dir, &new_path, w.next_id, &last_hash, durable)?;
         let header = crate::format::SegmentHeader {
             first_event_id: w.next_id,
-            prev_hash: w.last_hash,
+            prev_hash: last_hash,
         };
         let seg = Arc::new(Segment::new(
             header,
@@ -448,6 +519,7 @@ impl FileEventLog {
             tail.file = Arc::clone(&file);
             tail.seg = Arc::clone(&seg);
             tail.written = SEGMENT_HEADER_LEN as u64;
+            tail.pending_first = w.next_id;
         }
         w.seg = seg;
         w.file = file;

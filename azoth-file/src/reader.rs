@@ -114,8 +114,7 @@ impl FileLogIter {
         self.next = self.next.max(unit.first_id());
         match unit {
             Unit::Segment(seg) => {
-                let limit = seg.end_offset();
-                self.shared.ensure_written(&seg, limit)?;
+                let limit = self.shared.read_limit(&seg)?;
                 let file = File::open(&seg.path)?;
                 let reader = BlockReader::new(file, seg.seek(self.next), limit);
                 self.cur = Some(Cursor::Segment { seg, reader });
@@ -174,11 +173,12 @@ impl FileLogIter {
                 Ok(Some((offset, frame))) => (offset, frame),
                 Ok(None) => {
                     // The writer may have published more since this cursor started.
-                    let published = seg.end_offset();
-                    if !seg.is_sealed() && published > reader.limit() {
-                        self.shared.ensure_written(seg, published)?;
-                        reader.set_limit(published);
-                        continue;
+                    if !seg.is_sealed() && seg.end_offset() > reader.limit() {
+                        let limit = self.shared.read_limit(seg)?;
+                        if limit > reader.limit() {
+                            reader.set_limit(limit);
+                            continue;
+                        }
                     }
                     if seg.is_sealed() && self.next < seg.end_id().min(self.end) {
                         return Err(AzothError::corruption(

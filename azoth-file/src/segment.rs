@@ -72,7 +72,7 @@ impl Segment {
     }
 
     /// How many bytes of the file are written: readers of the active segment make sure it
-    /// reaches what they read (`Shared::ensure_written`).
+    /// reaches what they read (`Shared::read_limit`).
     pub fn written_offset(&self) -> u64 {
         self.written.load(Ordering::Acquire)
     }

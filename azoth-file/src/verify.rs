@@ -188,9 +188,9 @@ fn verify_segment(
     // offset must reach at least that id. A sealed segment must end exactly where it says.
     let sealed = seg.is_sealed();
     let end_id_floor = seg.end_id();
-    let end_offset = seg.end_offset();
-    // Blocks gathered in the write buffer are published before they reach the file.
-    shared.ensure_written(seg, end_offset)?;
+    // Events gathered in the write buffer are published before they reach the file, and
+    // they become a block that may end past the published offset: read to a block boundary.
+    let end_offset = shared.read_limit(seg)?;
     let at = |offset: u64, id: EventId| Location::file(&seg.path).at_offset(offset).at_event(id);
     let file = File::open(&seg.path)?;
     let header = match read_header(&file, &seg.path) {

@@ -22,7 +22,7 @@ fn open_buffered(dir: &std::path::Path, segment_size: u64) -> FileEventLog {
 #[test]
 fn readers_see_every_appended_block() {
     let dir = tempfile::tempdir().unwrap();
-    let log = open_buffered(dir.path(), 64 * 1024);
+    let log = open_buffered(dir.path(), 16 * 1024);
     for id in 1..2_000u64 {
         log.append_with_id(id, &event(id)).unwrap();
         if id % 97 == 0 {
@@ -44,7 +44,7 @@ fn readers_see_every_appended_block() {
     });
     drop(ro);
     drop(log);
-    let log = open_buffered(dir.path(), 64 * 1024);
+    let log = open_buffered(dir.path(), 16 * 1024);
     assert_holds(&log, 1, 2_010);
     assert!(log.verify().unwrap().is_ok());
 }
