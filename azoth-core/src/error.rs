@@ -156,6 +156,18 @@ pub enum AzothError {
     /// Something the caller asked for does not exist (a subscription name, a backup …).
     #[error("not found: {0}")]
     NotFound(String),
+
+    /// A reader needed events that are no longer in the log: retention (`delete_range`)
+    /// freed them after the reader started, or a subscription's position lies before the
+    /// oldest event left. The ids `from..to` (end exclusive) are the ones missing; start a new
+    /// reader at [`oldest_event_id`](crate::EventLog::oldest_event_id) to go on.
+    #[error("events {from} to {} are no longer in the log (deleted by retention)", to.saturating_sub(1))]
+    EventsDeleted {
+        /// The first missing id: the one the reader expected next.
+        from: EventId,
+        /// The end (exclusive) of the missing ids: where the log goes on, or the reader's end.
+        to: EventId,
+    },
 }
 
 impl AzothError {

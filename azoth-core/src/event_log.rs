@@ -44,9 +44,17 @@ pub trait EventLog: Send + Sync {
     /// Streams the events with ids in `[start, end)` in order, `end = None` meaning up to the
     /// newest event at the time of the call.
     ///
-    /// Memory stays bounded whatever the range. Ids already deleted are skipped: iteration
-    /// begins at `max(start, oldest_event_id())`. A `start` past the newest event yields
-    /// nothing. Damage in the range is reported as a `Corruption` item naming where it is.
+    /// Memory stays bounded whatever the range. Ids already deleted when `iter_range` is
+    /// called are skipped, as a reader starting then would: iteration begins at
+    /// `max(start, oldest_event_id())`, and a hole that `delete_range` left in the middle of
+    /// the log is passed over. A `start` past the newest event yields nothing. Damage in the
+    /// range is reported as a `Corruption` item naming where it is.
+    ///
+    /// Past that, the iterator never skips silently: it yields every event the log held in
+    /// the range when it was created, in order with no gap, or, when `delete_range`
+    /// (retention) frees events it has not reached yet, it yields one
+    /// [`EventsDeleted`](crate::AzothError::EventsDeleted) item naming the missing ids and
+    /// ends. (A backend that reads from a snapshot may still yield such events.)
     fn iter_range(&self, start: EventId, end: Option<EventId>)
     -> Result<Box<dyn EventLogIterator>>;
 

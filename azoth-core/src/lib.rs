@@ -40,6 +40,7 @@
 pub mod archive;
 pub mod chain;
 pub mod codec;
+pub mod deleted_ranges;
 pub mod dir_lock;
 pub mod error;
 pub mod event_log;
@@ -57,6 +58,7 @@ pub mod verify;
 pub use archive::{ArchiveReader, ArchiveSummary, ArchiveVerify, ArchiveWriter};
 pub use chain::{BlockHasher, ChainHash, GENESIS_HASH, block_hash};
 pub use codec::{EVENT_FORMAT_VERSION, decode_event, encode_event, encode_event_into};
+pub use deleted_ranges::DeletedRanges;
 pub use dir_lock::{DirLock, LOCK_FILE};
 pub use error::{AzothError, DatabaseResult, Location, Result};
 pub use event_log::{EventLog, EventLogIterator, EventLogStats};

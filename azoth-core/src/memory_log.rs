@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
+use crate::deleted_ranges::DeletedRanges;
 use crate::error::{AzothError, Result};
 use crate::event_log::{EventLog, EventLogIterator, EventLogStats};
 use crate::types::EventId;
@@ -183,14 +184,21 @@ impl EventLog for MemoryEventLog {
     ) -> Result<Box<dyn EventLogIterator>> {
         // `end = None` means the newest event at the time of the call: a reader never sees a
         // batch appended while it iterates, so it never sees one in part.
-        let end = match end {
-            Some(end) => end,
-            None => self.inner.read().next_id(),
-        };
+        let inner = self.inner.read();
+        let end = end.unwrap_or_else(|| inner.next_id());
+        let deleted = DeletedRanges::between_units(
+            inner
+                .units()
+                .filter(|u| !u.events.is_empty())
+                .map(|u| (u.first_id, u.end_id())),
+            inner.next_id(),
+        );
+        drop(inner);
         Ok(Box::new(MemoryIter {
             inner: Arc::clone(&self.inner),
             next: start,
             end,
+            deleted,
         }))
     }
 
@@ -254,6 +262,8 @@ struct MemoryIter {
     inner: Arc<RwLock<Inner>>,
     next: EventId,
     end: EventId,
+    /// What was already deleted at the start: the only ids it may skip.
+    deleted: DeletedRanges,
 }
 
 impl Iterator for MemoryIter {
@@ -264,15 +274,22 @@ impl Iterator for MemoryIter {
             return None;
         }
         let inner = self.inner.read();
-        // Skip ids deleted before or during iteration.
-        let id = inner.first_stored_from(self.next)?;
-        if id >= self.end {
+        // Ids from the log's next id on are not written yet, not deleted.
+        let limit = self.end.min(inner.next_id());
+        let found = inner
+            .first_stored_from(self.next)
+            .map_or(limit, |id| id.min(limit));
+        if let Err(e) = self.deleted.check_skip(self.next, found) {
+            self.next = self.end;
+            return Some(Err(e));
+        }
+        let event = inner.get(found).filter(|_| found < limit);
+        let Some(event) = event else {
             self.next = self.end;
             return None;
-        }
-        let event = inner.get(id)?;
-        self.next = id + 1;
-        Some(Ok((id, event.to_vec())))
+        };
+        self.next = found + 1;
+        Some(Ok((found, event.to_vec())))
     }
 }
 

@@ -672,6 +672,8 @@ impl EventLog for FileEventLog {
         );
         match it.next() {
             Some(Ok((id, bytes))) if id == event_id => Ok(Some(bytes)),
+            // Deleted by retention while it was being looked up.
+            Some(Err(AzothError::EventsDeleted { .. })) => Ok(None),
             Some(Err(e)) => Err(e),
             _ => Ok(None),
         }

@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::sync::Arc;
 
-use azoth_core::{AzothError, EventId, Location, Result};
+use azoth_core::{AzothError, DeletedRanges, EventId, Location, Result};
 
 use crate::log::Shared;
 use crate::segment::{BlockReader, Segment};
@@ -55,13 +55,25 @@ pub struct FileLogIter {
     cur: Option<Cursor>,
     pending: VecDeque<(EventId, Vec<u8>)>,
     done: bool,
+    /// The ids already deleted when the iterator was made: the only ones it may skip.
+    deleted: DeletedRanges,
 }
 
 impl FileLogIter {
     /// An iterator over `[start, end)`, `end = None` meaning the newest event published now.
     pub(crate) fn new(shared: Arc<Shared>, start: EventId, end: Option<EventId>) -> Self {
-        let published = shared.units.read().next_id();
+        let units = shared.units.read();
+        let published = units.next_id();
         let end = end.map_or(published, |e| e.min(published));
+        let deleted = DeletedRanges::between_units(
+            units
+                .list
+                .iter()
+                .filter(|u| u.end_id() > u.first_id())
+                .map(|u| (u.first_id(), u.end_id())),
+            published,
+        );
+        drop(units);
         Self {
             shared,
             next: start,
@@ -69,6 +81,7 @@ impl FileLogIter {
             cur: None,
             pending: VecDeque::new(),
             done: false,
+            deleted,
         }
     }
 
@@ -105,9 +118,15 @@ impl FileLogIter {
             let units = self.shared.units.read();
             match units.locate(self.next) {
                 Some(u) => u.clone(),
-                None => return Ok(false),
+                None => {
+                    self.deleted.check_skip(self.next, self.end)?;
+                    return Ok(false);
+                }
             }
         };
+        // Retention may have freed units since the iterator was made: never skip them.
+        self.deleted
+            .check_skip(self.next, unit.first_id().min(self.end))?;
         if unit.first_id() >= self.end {
             return Ok(false);
         }

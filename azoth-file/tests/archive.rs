@@ -3,7 +3,7 @@
 
 mod common;
 
-use azoth_core::{EventLog, SyncMode};
+use azoth_core::{AzothError, EventLog, SyncMode};
 use azoth_file::{FileEventLog, FileLogOptions};
 use common::*;
 
@@ -196,4 +196,41 @@ fn verify_follows_segments_archived_or_deleted_while_it_runs() {
     assert_eq!(ids, expected);
     assert!(log.verify().unwrap().is_ok());
     assert!(log.verify().unwrap().is_ok());
+}
+
+#[test]
+fn retention_under_an_open_iterator_is_an_error_not_a_skip() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_small(dir.path(), 4096);
+    fill(&log, 1, 1500, 7);
+    assert!(!log.archive(700).unwrap().is_empty());
+    let mut iter = log.iter_range(1, None).unwrap();
+    assert_eq!(iter.next().unwrap().unwrap().0, 1);
+    // Archives and sealed segments the iterator has not reached go.
+    let deleted = log.delete_range(0, 1200).unwrap();
+    assert!(deleted > 700, "{deleted}");
+    let rest: Vec<_> = iter.collect();
+    let ids: Vec<u64> = rest
+        .iter()
+        .filter_map(|r| r.as_ref().ok().map(|p| p.0))
+        .collect();
+    assert_eq!(
+        ids,
+        (2..2 + ids.len() as u64).collect::<Vec<_>>(),
+        "ids skipped"
+    );
+    match rest.last() {
+        Some(Err(AzothError::EventsDeleted { from, to })) => {
+            assert_eq!(*from, 2 + ids.len() as u64);
+            assert_eq!(
+                *to,
+                deleted as u64 + 1,
+                "the log goes on after what was deleted"
+            );
+        }
+        other => panic!("the iterator ended with {other:?}, not EventsDeleted"),
+    }
+    // A reader started now begins at the oldest event left, and `get` of a gone id is None.
+    assert_holds(&log, deleted as u64 + 1, 1500);
+    assert_eq!(log.get(3).unwrap(), None);
 }

@@ -98,8 +98,9 @@ impl LogIter {
                         Ok(events) => events,
                         Err(AzothError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
                             // Retention may have deleted the segment, archive and all, after
-                            // this iterator's snapshot: then skip it, as a reader starting now
-                            // would. An archive the log still lists is really missing.
+                            // this iterator's snapshot: the events it needs are gone, and
+                            // skipping them would hide that. An archive the log still lists
+                            // is really missing.
                             drop(_gate);
                             let key = id_key(first);
                             let listed =
@@ -107,8 +108,10 @@ impl LogIter {
                             if listed {
                                 return Err(AzothError::Io(e));
                             }
-                            self.next = (rec.last + 1).min(self.end);
-                            continue;
+                            return Err(AzothError::EventsDeleted {
+                                from: self.next,
+                                to,
+                            });
                         }
                         Err(e) => return Err(e),
                     };

@@ -385,7 +385,7 @@ fn units_and_verify_progress_describe_every_segment() {
 }
 
 #[test]
-fn an_iterator_skips_an_archived_segment_retention_deleted_under_it() {
+fn an_iterator_reports_an_archived_segment_retention_deleted_under_it() {
     let dir = tempfile::tempdir().unwrap();
     let log = LmdbEventLog::open(dir.path()).unwrap();
     for _ in 0..3 {
@@ -394,10 +394,17 @@ fn an_iterator_skips_an_archived_segment_retention_deleted_under_it() {
     }
     assert_eq!(log.archive(40).unwrap().len(), 2);
     // The iterator's snapshot still lists 1..=20 as archived; retention then deletes them.
-    let iter = log.iter_range(1, None).unwrap();
+    // It must not skip them silently: it says which events are gone, and ends.
+    let started = log.iter_range(1, None).unwrap();
     assert_eq!(log.delete_range(1, 20).unwrap(), 20);
-    let ids: Vec<u64> = iter.map(|r| r.unwrap().0).collect();
-    assert_eq!(ids, (21..=60).collect::<Vec<_>>());
+    let items: Vec<_> = started.collect();
+    assert_eq!(items.len(), 1, "{items:?}");
+    match &items[0] {
+        Err(AzothError::EventsDeleted { from: 1, to: 21 }) => {}
+        other => panic!("expected EventsDeleted for 1..21, got {other:?}"),
+    }
+    // A reader started now begins at the oldest event left.
+    assert_eq!(ids(&log, 1, None), (21..=60).collect::<Vec<_>>());
     assert_eq!(log.get(5).unwrap(), None);
     // An archive the log still lists but cannot find is damage, not a deletion.
     std::fs::remove_file(dir.path().join("archive").join(format!("{:020}.azarc", 21))).unwrap();

@@ -298,7 +298,11 @@ impl Database {
     /// The events after `after` (strictly), lazily, in order, decoded.
     ///
     /// # Errors
-    /// `Closed`; errors of the log (also as items, e.g. `Corruption`).
+    /// `Closed`; errors of the log (also as items, e.g. `Corruption`). Events already
+    /// deleted when it is made are skipped (it starts at the oldest event left); events that
+    /// retention deletes before the iterator reaches them are never skipped silently: it
+    /// ends with an [`AzothError::EventsDeleted`](azoth_core::AzothError::EventsDeleted)
+    /// item naming them.
     pub fn events_since(&self, after: EventId) -> Result<Events> {
         self.core().check_open()?;
         let log = self.core().log()?;

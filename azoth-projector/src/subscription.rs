@@ -752,9 +752,6 @@ impl Runner {
             if id <= self.position {
                 continue;
             }
-            if id != self.position + 1 {
-                tracing::warn!(subscription = %self.shared.name, position = self.position, next = id, "events the subscription needed are no longer in the log");
-            }
             self.deliver(id, &bytes)?;
             if let Err(e) = self.checkpoint(false) {
                 tracing::warn!(subscription = %self.shared.name, error = %e, "storing the position failed; will retry");
@@ -782,6 +779,15 @@ impl Runner {
 
     /// Calls the handler on one event, with retries, and advances the position.
     fn deliver(&mut self, id: EventId, bytes: &[u8]) -> std::result::Result<(), Halt> {
+        // A subscription from the beginning (position 0) starts at the oldest event left; any
+        // other must not go on past events it never saw (retention deleted them).
+        if id != self.position + 1 && self.position != 0 {
+            let gone = AzothError::EventsDeleted {
+                from: self.position + 1,
+                to: id,
+            };
+            return Err(Halt::Failed(gone.to_string()));
+        }
         let event: DatabaseEvent = decode_event(bytes)
             .map_err(|e| Halt::Failed(format!("event {id} does not decode: {e}")))?;
         let config = &self.core.config.subscriptions;

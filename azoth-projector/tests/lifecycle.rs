@@ -45,6 +45,7 @@ for_each_backend!(
     whole_lifecycle_survives_reopen,
     maintenance_rotates_archives_and_retains_in_the_background,
     lifecycle_jobs_run_beside_writers_readers_and_subscribers,
+    readers_and_subscriptions_whose_events_retention_deleted_get_an_error,
     async_lifecycle_methods,
 );
 
@@ -96,6 +97,18 @@ fn view_of(db: &Database) -> BTreeMap<Vec<u8>, (Vec<u8>, OperationId)> {
         .into_iter()
         .map(|e| (e.key, (e.value.unwrap(), e.operation_id)))
         .collect()
+}
+
+/// The ids after `after`, and the error the reader ended with, if any.
+fn read_since(db: &Database, after: EventId) -> (Vec<EventId>, Option<AzothError>) {
+    let mut ids = Vec::new();
+    for item in db.events_since(after).unwrap() {
+        match item {
+            Ok((id, _)) => ids.push(id),
+            Err(e) => return (ids, Some(e)),
+        }
+    }
+    (ids, None)
 }
 
 fn ids_since(db: &Database, after: EventId) -> Vec<EventId> {
@@ -704,16 +717,20 @@ fn lifecycle_jobs_run_beside_writers_readers_and_subscribers(backend: LogBackend
         std::thread::spawn(move || {
             let mut reads = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                // A plain reader holds nothing: units retention deletes before it reaches
-                // them are skipped. Past the oldest unit still stored it must see every event.
-                let ids = ids_since(&db, 0);
-                let oldest = db.stats().unwrap().log.oldest_event_id;
-                assert!(ids.windows(2).all(|w| w[1] > w[0]), "out of order");
-                let kept: Vec<u64> = ids.into_iter().filter(|id| *id >= oldest).collect();
+                // A plain reader holds nothing: retention may delete units before it reaches
+                // them. Then it ends with `EventsDeleted`; it never skips them silently.
+                let (ids, error) = read_since(&db, 0);
                 assert!(
-                    kept.windows(2).all(|w| w[1] == w[0] + 1),
-                    "a reader saw a gap past the oldest stored event {oldest}"
+                    ids.windows(2).all(|w| w[1] == w[0] + 1),
+                    "a reader saw a gap"
                 );
+                match (error, ids.last()) {
+                    (None, _) | (Some(AzothError::EventsDeleted { .. }), None) => {}
+                    (Some(AzothError::EventsDeleted { from, .. }), Some(last)) => {
+                        assert_eq!(from, last + 1, "the error names the wrong events");
+                    }
+                    (Some(other), _) => panic!("a reader failed: {other}"),
+                }
                 let report = db.verify().unwrap();
                 assert!(report.is_ok(), "{:?}", report.first_failure);
                 reads += 1;
@@ -735,6 +752,78 @@ fn lifecycle_jobs_run_beside_writers_readers_and_subscribers(backend: LogBackend
     assert_eq!(stats.maintenance.failures, 0, "{:?}", stats.maintenance);
     assert!(stats.maintenance.archives_written > 0);
     assert_eq!(db.scan(None, None).unwrap().len(), 1500);
+    db.close().unwrap();
+}
+
+fn readers_and_subscriptions_whose_events_retention_deleted_get_an_error(backend: LogBackend) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), backend).retention(RetentionPolicy::keep_all().keep_events(0));
+    let db = Database::open_with(cfg).unwrap();
+    let newest = fill(&db, 4, 20);
+    db.flush().unwrap();
+    let mut events = db.events_since(0).unwrap();
+    assert_eq!(events.next().unwrap().unwrap().0, 1);
+    assert_eq!(db.apply_retention().unwrap().units_deleted, 4);
+    // The open reader yields the deleted events (from a snapshot) or says they are gone.
+    let mut expected = 2;
+    for item in events {
+        match item {
+            Ok((id, _)) => {
+                assert_eq!(id, expected, "a reader skipped events");
+                expected += 1;
+            }
+            Err(AzothError::EventsDeleted { from, to }) => {
+                assert_eq!(from, expected);
+                assert!(to > from);
+                expected = newest + 1;
+                break;
+            }
+            Err(e) => panic!("the reader failed with {e}"),
+        }
+    }
+    assert_eq!(
+        expected,
+        newest + 1,
+        "the reader ended early without an error"
+    );
+
+    // A subscription after 10 needs events that are gone: it fails and says so.
+    db.subscribe("late", |_: &DatabaseEvent| Ok(()), SubscribeFrom::After(10))
+        .unwrap();
+    db.put(b"after", b"retention").unwrap();
+    let late = || {
+        db.stats()
+            .unwrap()
+            .subscriptions
+            .into_iter()
+            .find(|s| s.name == "late")
+            .unwrap()
+    };
+    eventually("the subscription fails", || {
+        late().mode == azoth_projector::SubscriptionMode::Failed
+    });
+    let failure = late().failure.unwrap();
+    assert!(
+        failure.contains("events 11 to 80 are no longer in the log"),
+        "{failure}"
+    );
+    assert_eq!(late().position, 10);
+    // One from the beginning starts at the oldest event left.
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&seen);
+    db.subscribe(
+        "fresh",
+        move |e: &DatabaseEvent| {
+            sink.lock().push(e.operation_id().sequence);
+            Ok(())
+        },
+        SubscribeFrom::Beginning,
+    )
+    .unwrap();
+    eventually("the fresh subscription catches up", || {
+        seen.lock().last() == Some(&(newest + 1))
+    });
+    assert_eq!(*seen.lock(), vec![newest + 1]);
     db.close().unwrap();
 }
 

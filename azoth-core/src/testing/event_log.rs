@@ -335,6 +335,90 @@ pub fn delete_range_semantics<L: EventLog + 'static>(h: &Harness<L>) {
     assert_eq!(collect(&log, 0, None), vec![(14, payload(14))]);
 }
 
+/// Reads an open iterator to its end: the ids it yielded, and the error it ended with.
+fn drain(iter: Box<dyn crate::event_log::EventLogIterator>) -> (Vec<EventId>, Option<AzothError>) {
+    let mut seen = Vec::new();
+    for item in iter {
+        match item {
+            Ok((id, bytes)) => {
+                assert_eq!(bytes, payload(id), "event {id} read back wrong");
+                seen.push(id);
+            }
+            Err(e) => return (seen, Some(e)),
+        }
+    }
+    (seen, None)
+}
+
+/// Checks what an iterator yielded after retention freed events under it: all of
+/// `expected`, or a prefix of it and then an `EventsDeleted` naming the next id it needed.
+fn assert_whole_or_deleted(
+    what: &str,
+    seen: &[EventId],
+    error: Option<AzothError>,
+    expected: &[EventId],
+) {
+    assert!(
+        seen.len() <= expected.len() && seen == &expected[..seen.len()],
+        "{what}: yielded {seen:?}, which is not in order from {expected:?} (ids skipped silently?)"
+    );
+    match error {
+        None => assert_eq!(seen, expected, "{what}: ended early without an error"),
+        Some(AzothError::EventsDeleted { from, to }) => {
+            assert_eq!(
+                Some(&from),
+                expected.get(seen.len()),
+                "{what}: EventsDeleted names the wrong first id"
+            );
+            assert!(
+                to > from,
+                "{what}: EventsDeleted names an empty range {from}..{to}"
+            );
+        }
+        Some(e) => panic!("{what}: ended with {e}, not EventsDeleted"),
+    }
+}
+
+/// Retention beside a reader: an iterator open while `delete_range` frees events it has not
+/// reached yet never skips them silently; it yields them (from a snapshot) or ends with
+/// `EventsDeleted` naming them. Holes that were there when it started are passed over.
+pub fn iter_range_beside_delete_range<L: EventLog + 'static>(h: &Harness<L>) {
+    let log = h.open();
+    append_singles(&log, 1..=5);
+    ok("rotate", log.rotate());
+    append_singles(&log, 6..=10);
+    ok("rotate", log.rotate());
+    append_singles(&log, 11..=15);
+    ok("rotate", log.rotate());
+    append_singles(&log, 16..=17);
+
+    // A hole in the middle that exists before the reader starts is skipped.
+    assert_eq!(ok("delete_range", log.delete_range(6, 10)), 5);
+    let mut expected: Vec<EventId> = (1..=5).collect();
+    expected.extend(11..=17);
+    assert_eq!(ids(&log, 0, None), expected, "a hole left before the read");
+
+    // One reader has started, one is open but has not read yet.
+    let mut started = ok("iter_range", log.iter_range(0, None));
+    match started.next() {
+        Some(Ok((1, _))) => {}
+        other => panic!("the first event of iter_range(0, None) was {other:?}"),
+    }
+    let waiting = ok("iter_range", log.iter_range(2, None));
+    assert_eq!(ok("delete_range", log.delete_range(0, 15)), 10);
+
+    let mut expected: Vec<EventId> = (2..=5).collect();
+    expected.extend(11..=17);
+    let (seen, error) = drain(started);
+    assert_whole_or_deleted("a started reader", &seen, error, &expected);
+    let (seen, error) = drain(waiting);
+    assert_whole_or_deleted("a reader not yet started", &seen, error, &expected);
+
+    // A reader made after the deletion starts at the oldest event left.
+    assert_eq!(ids(&log, 0, None), vec![16, 17]);
+    assert_eq!(ok("get", log.get(3)), None, "get of a deleted id");
+}
+
 /// `stats` agrees with what the log holds.
 pub fn stats_consistent<L: EventLog + 'static>(h: &Harness<L>) {
     let log = h.open();

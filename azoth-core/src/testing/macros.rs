@@ -34,6 +34,7 @@ macro_rules! event_log_conformance_tests {
                 get_missing_and_deleted,
                 rotate_and_read_across,
                 delete_range_semantics,
+                iter_range_beside_delete_range,
                 stats_consistent,
                 reopen_keeps_synced,
                 large_and_empty_events,
