@@ -116,9 +116,10 @@ impl Tail {
         }
     }
 
-    /// Writes the gathered events to the file as one block. On failure they stay gathered,
-    /// and a retry writes the same block again at the same offset: whatever part reached the
-    /// file is a prefix of the same bytes, which recovery would read as a torn tail at worst.
+    /// Writes the gathered events to the file as one block. On failure they stay gathered
+    /// (more may join them) and a retry writes their block at the same offset, over whatever
+    /// part of the failed write reached the file; a crash before a retry succeeds leaves a
+    /// torn block there, which recovery cuts off, and gathered events were not durable yet.
     fn write_out(&mut self) -> std::io::Result<()> {
         if self.pending_count == 0 {
             return Ok(());

@@ -89,3 +89,59 @@ fn a_large_block_bypasses_the_buffer_in_order() {
     assert_holds(&log, 1, 2_020);
     assert!(log.verify().unwrap().is_ok());
 }
+
+/// A write-out that fails (here: no space, after a short write) fails the append that needed
+/// it and changes nothing of it; the gathered, acknowledged events stay and reach the file
+/// once writes work again, and a reopen finds exactly the acknowledged events.
+#[test]
+fn a_failed_write_out_loses_nothing_acknowledged() {
+    use azoth_core::AzothError;
+    use azoth_file::fs::FaultyFs;
+    let dir = tempfile::tempdir().unwrap();
+    let fs = FaultyFs::new();
+    let open = |fs: &FaultyFs| {
+        FileLogOptions::default()
+            .sync_mode(SyncMode::Never)
+            .segment_size(1 << 20)
+            .write_buffer(1024)
+            .file_system(Arc::new(fs.clone()))
+            .open(dir.path())
+            .unwrap()
+    };
+    let log = open(&fs);
+    let mut next = 1u64;
+    let mut failures = 0;
+    for round in 0..300u64 {
+        // Long enough without space that the gathered events fill the buffer.
+        if round % 100 == 5 {
+            fs.set(|p| {
+                p.no_space = true;
+                p.short_write_bytes = 100;
+            });
+        }
+        if round % 100 == 80 {
+            fs.set(|p| p.no_space = false);
+        }
+        match log.append_with_id(next, &event(next)) {
+            Ok(()) => next += 1,
+            Err(AzothError::Io(_)) => failures += 1,
+            Err(e) => panic!("unexpected {e}"),
+        }
+        // Readers of this handle see every acknowledged event, or an I/O error while the
+        // gathered events cannot be written: never a wrong event.
+        if let Ok(iter) = log.iter_range(1, None) {
+            let got: Result<Vec<(u64, Vec<u8>)>, _> = iter.collect();
+            if let Ok(got) = got {
+                assert_eq!(got.len() as u64, next - 1);
+            }
+        }
+    }
+    assert!(failures > 0, "the faults never hit a write-out");
+    fs.set(|p| p.no_space = false);
+    assert_holds(&log, 1, next);
+    assert!(log.verify().unwrap().is_ok());
+    drop(log);
+    let log = open(&fs);
+    assert_holds(&log, 1, next);
+    assert!(log.verify().unwrap().is_ok());
+}
