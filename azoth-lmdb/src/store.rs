@@ -27,7 +27,7 @@ use heed::types::Bytes;
 use heed::{CommitOrAbort, CompactionOption, Database};
 use parking_lot::{Mutex, RwLock};
 
-use crate::env::{EnvConfig, LmdbEnv};
+use crate::env::{EnvConfig, LmdbEnv, StaticTxn};
 use crate::store_iter::RangeIter;
 use crate::store_options::LmdbStoreOptions;
 use crate::{fsutil, value};
@@ -356,29 +356,10 @@ impl CanonicalStore for LmdbStore {
 
     fn list_metadata(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
         let current = self.current.read();
-        let raw = current.env.read(|txn| {
-            let mut out = Vec::new();
-            // LMDB refuses a zero-length key, even as a bound: an empty prefix is no bound.
-            let end = prefix_successor(prefix.as_bytes());
-            let bounds = (
-                Some(prefix.as_bytes())
-                    .filter(|p| !p.is_empty())
-                    .map_or(Bound::Unbounded, Bound::Included),
-                end.as_deref().map_or(Bound::Unbounded, Bound::Excluded),
-            );
-            for item in current.metadata.range(txn, &bounds)? {
-                let (k, v) = item?;
-                out.push((k.to_vec(), v.to_vec()));
-            }
-            Ok(out)
-        })?;
-        raw.into_iter()
-            .map(|(k, v)| {
-                String::from_utf8(k)
-                    .map(|name| (name, v))
-                    .map_err(|e| AzothError::Encoding(format!("metadata name: {e}")))
-            })
-            .collect()
+        let raw = current
+            .env
+            .read(|txn| metadata_with_prefix(&current.metadata, txn, prefix))?;
+        named_metadata(raw)
     }
 
     fn sync(&self) -> Result<()> {
@@ -496,4 +477,41 @@ fn remove_stale_generations(dir: &Path, live: u64) {
             }
         }
     }
+}
+
+/// The metadata entries whose names start with `prefix`, in name order: what
+/// `list_metadata` reads, on the store and on its snapshots alike.
+pub(crate) fn metadata_with_prefix(
+    metadata: &Db,
+    txn: &StaticTxn,
+    prefix: &str,
+) -> heed::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    // LMDB refuses a zero-length key, even as a bound: an empty prefix is no bound.
+    let end = prefix_successor(prefix.as_bytes());
+    let bounds = (
+        Some(prefix.as_bytes())
+            .filter(|p| !p.is_empty())
+            .map_or(Bound::Unbounded, Bound::Included),
+        end.as_deref().map_or(Bound::Unbounded, Bound::Excluded),
+    );
+    let mut out = Vec::new();
+    for item in metadata.range(txn, &bounds)? {
+        let (k, v) = item?;
+        out.push((k.to_vec(), v.to_vec()));
+    }
+    Ok(out)
+}
+
+/// Metadata entries with their names as text.
+///
+/// # Errors
+/// `Encoding` if a stored name is not UTF-8.
+pub(crate) fn named_metadata(raw: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Vec<(String, Vec<u8>)>> {
+    raw.into_iter()
+        .map(|(k, v)| {
+            String::from_utf8(k)
+                .map(|name| (name, v))
+                .map_err(|e| AzothError::Encoding(format!("metadata name: {e}")))
+        })
+        .collect()
 }

@@ -13,7 +13,10 @@ use azoth_core::{
 use parking_lot::Mutex;
 
 use crate::env::StaticTxn;
-use crate::store::{CHECKPOINT_KEY, CURRENT_FILE, StoreEnv, env_name, read_current, short_value};
+use crate::store::{
+    CHECKPOINT_KEY, CURRENT_FILE, StoreEnv, env_name, metadata_with_prefix, named_metadata,
+    read_current, short_value,
+};
 use crate::store_iter::RangeIter;
 use crate::value;
 
@@ -186,23 +189,8 @@ impl CanonicalStore for LmdbStoreSnapshot {
     }
 
     fn list_metadata(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
-        let raw = self.read(|txn| {
-            let mut out = Vec::new();
-            for item in self.store.metadata.iter(txn)? {
-                let (k, v) = item?;
-                if k.starts_with(prefix.as_bytes()) {
-                    out.push((k.to_vec(), v.to_vec()));
-                }
-            }
-            Ok(out)
-        })?;
-        raw.into_iter()
-            .map(|(k, v)| {
-                String::from_utf8(k)
-                    .map(|name| (name, v))
-                    .map_err(|e| AzothError::Encoding(format!("metadata name: {e}")))
-            })
-            .collect()
+        let raw = self.read(|txn| metadata_with_prefix(&self.store.metadata, txn, prefix))?;
+        named_metadata(raw)
     }
 
     fn sync(&self) -> Result<()> {

@@ -145,6 +145,15 @@ fn verify_events(log: &dyn EventLog) -> Result<VerifyReport> {
     Ok(report)
 }
 
+/// Opens the log in `dir` read-only with default options, for checking a copy of a log
+/// (a backup, a restore) without changing it.
+pub(crate) fn open_log_read_only(backend: LogBackend, dir: &Path) -> Result<LogHandle> {
+    Ok(match backend {
+        LogBackend::File => LogHandle::File(Arc::new(FileEventLog::open_read_only(dir)?)),
+        LogBackend::Lmdb => LogHandle::Lmdb(Arc::new(LmdbEventLog::open_read_only(dir)?)),
+    })
+}
+
 /// Opens the configured log in `<dir>/log`.
 pub(crate) fn open_log(config: &Config) -> Result<LogHandle> {
     let dir = config.dir.join("log");

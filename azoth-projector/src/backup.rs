@@ -59,10 +59,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use azoth_core::{
     AzothError, CanonicalStore, EventId, EventLog, Location, Result, StoreBatch, StoreWrite,
 };
-use azoth_file::FileEventLog;
 use azoth_file::file_name::{self, FileKind};
 use azoth_file::format::SEGMENT_HEADER_LEN;
-use azoth_lmdb::{LmdbEventLog, LmdbStoreOptions, LmdbStoreSnapshot};
+use azoth_lmdb::{LmdbStoreOptions, LmdbStoreSnapshot};
 
 use crate::backend::{self, LogHandle};
 use crate::backup_manifest::{FileEntry, MANIFEST_FILE, Manifest, manifest_path, under};
@@ -505,10 +504,7 @@ fn copy_prefix(from: &Path, to: &Path, len: usize) -> Result<()> {
 /// The first and last event of the log copied into `log_dir`, read without changing it
 /// beyond LMDB's reader table, which is removed with the other lock files afterwards.
 fn copied_log_ends(backend: LogBackend, log_dir: &Path) -> Result<(EventId, EventId)> {
-    let log: Box<dyn EventLog> = match backend {
-        LogBackend::Lmdb => Box::new(LmdbEventLog::open_read_only(log_dir)?),
-        LogBackend::File => Box::new(FileEventLog::open_read_only(log_dir)?),
-    };
+    let log = backend::open_log_read_only(backend, log_dir)?.log();
     Ok((log.oldest_event_id()?, log.newest_event_id()?))
 }
 
@@ -664,18 +660,9 @@ fn check_restored(staging: &Path, manifest: &Manifest) -> Result<()> {
     let log_dir = staging.join("log");
     let damaged = |detail: String| AzothError::corruption(Location::file(&log_dir), detail);
     {
-        let (log, report) = match manifest.log_backend {
-            LogBackend::Lmdb => {
-                let log = LmdbEventLog::open_read_only(&log_dir)?;
-                let report = log.verify()?;
-                (Box::new(log) as Box<dyn EventLog>, report)
-            }
-            LogBackend::File => {
-                let log = FileEventLog::open_read_only(&log_dir)?;
-                let report = log.verify()?;
-                (Box::new(log) as Box<dyn EventLog>, report)
-            }
-        };
+        let handle = backend::open_log_read_only(manifest.log_backend, &log_dir)?;
+        let report = handle.verify()?;
+        let log = handle.log();
         if let Some(failure) = report.first_failure {
             return Err(damaged(format!(
                 "the restored log does not verify: {failure:?}"

@@ -5,8 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use azoth_core::{
-    CanonicalStore, DatabaseEvent, Entry, EventId, EventLog, EventLogIterator, Operation,
-    OperationId, Result, decode_event, prefix_successor,
+    CanonicalStore, DatabaseEvent, Entry, EventId, EventLog, Operation, OperationId, Result,
 };
 use serde::Serialize;
 
@@ -17,10 +16,11 @@ use crate::engine::Core;
 use crate::lifecycle::Lifecycle;
 use crate::maintenance;
 use crate::projection::encode_payload;
+use crate::reads::{Events, Range, live_entry, prefix_bounds};
 use crate::stats::DatabaseStats;
 use crate::subscription::Subscriptions;
 use crate::validation::{check_key, check_operation, check_value};
-use crate::view::{View, ViewRange};
+use crate::view::View;
 use crate::writer::Draft;
 
 /// An open Azoth database: an event log and the key-value view derived from it.
@@ -245,14 +245,7 @@ impl Database {
     /// # Errors
     /// `Closed`; errors of the canonical store.
     pub fn get_entry(&self, key: &[u8]) -> Result<Option<Entry>> {
-        Ok(self.lookup(key)?.and_then(|e| {
-            e.value.map(|value| Entry {
-                key: key.to_vec(),
-                value: Some(value),
-                operation_id: e.operation_id,
-                is_deleted: false,
-            })
-        }))
+        Ok(live_entry(key, self.lookup(key)?))
     }
 
     /// Whether `key` has a live value.
@@ -268,11 +261,8 @@ impl Database {
     /// # Errors
     /// `Closed`; errors of the canonical store.
     pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let end = prefix_successor(prefix);
-        let start = (!prefix.is_empty()).then_some(prefix);
-        self.range(start, end.as_deref())?
-            .map(|r| r.map(|e| (e.key, e.value.unwrap_or_default())))
-            .collect()
+        let (start, end) = prefix_bounds(prefix);
+        self.range(start, end.as_deref())?.into_pairs()
     }
 
     /// The live entries with keys in `[start, end)` (`None` leaves a side open), sorted.
@@ -316,7 +306,7 @@ impl Database {
     /// # Errors
     /// As [`events_since`](Self::events_since).
     pub fn get_events(&self) -> Result<Vec<DatabaseEvent>> {
-        self.events_since(0)?.map(|r| r.map(|(_, e)| e)).collect()
+        self.events_since(0)?.into_events()
     }
 
     /// The events strictly after `operation_id`, in order.
@@ -324,9 +314,7 @@ impl Database {
     /// # Errors
     /// As [`events_since`](Self::events_since).
     pub fn get_events_since(&self, operation_id: OperationId) -> Result<Vec<DatabaseEvent>> {
-        self.events_since(operation_id.sequence)?
-            .map(|r| r.map(|(_, e)| e))
-            .collect()
+        self.events_since(operation_id.sequence)?.into_events()
     }
 
     /// Moves the memtable into the canonical store now (the log is synced first), so the
@@ -449,33 +437,5 @@ impl Database {
     /// An async handle to this database, for tokio programs.
     pub fn to_async(&self) -> AsyncDatabase {
         AsyncDatabase::from_database(self.clone())
-    }
-}
-
-/// The lazy iterator of [`Database::range`]: live entries in key order.
-pub struct Range {
-    pub(crate) inner: ViewRange,
-}
-
-impl Iterator for Range {
-    type Item = Result<Entry>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        self.inner.next()
-    }
-}
-
-/// The lazy iterator of [`Database::events_since`]: `(EventId, event)` in log order.
-pub struct Events {
-    pub(crate) inner: Box<dyn EventLogIterator>,
-}
-
-impl Iterator for Events {
-    type Item = Result<(EventId, DatabaseEvent)>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        self.inner
-            .next()
-            .map(|r| r.and_then(|(id, bytes)| Ok((id, decode_event(&bytes)?))))
     }
 }

@@ -4,7 +4,8 @@
 //! | module | what it holds |
 //! | --- | --- |
 //! | `config` | [`Config`], [`LogBackend`], [`StoreBackend`]: how a database is opened |
-//! | `database` | [`Database`]: the blocking handle; [`Range`], [`Events`] iterators |
+//! | `database` | [`Database`]: the blocking handle |
+//! | `reads` | [`Range`], [`Events`]: the iterators both handles return, and reads they share |
 //! | `async_database` | [`AsyncDatabase`]: the same database for tokio programs |
 //! | `writer` | the write queue: leader/follower group commit |
 //! | `engine` | the shared core: committing a group, replay on open, flush, close |
@@ -60,6 +61,7 @@ mod maintenance;
 mod memtable;
 mod projection;
 mod read_only;
+mod reads;
 mod retention;
 mod stats;
 mod subscription;
@@ -77,7 +79,7 @@ pub use config::{
     DEFAULT_MEMTABLE_SIZE, DEFAULT_SEGMENT_SIZE, DEFAULT_TRANSACTION_ATTEMPTS,
     DEFAULT_WRITE_QUEUE_CAPACITY, LogBackend, StoreBackend,
 };
-pub use database::{Database, Events, Range};
+pub use database::Database;
 pub use lifecycle::{
     ArchiveBoundary, COMPACTION_LEVEL_LOG, COMPACTION_LEVEL_VIEW, CompactionReport,
 };
@@ -86,6 +88,7 @@ pub use maintenance::{
 };
 pub use projection::{Projection, ProjectionContext, decode_payload, encode_payload};
 pub use read_only::ReadOnlyDatabase;
+pub use reads::{Events, Range};
 pub use retention::{
     HeldBack, RetentionHold, RetentionHolder, RetentionPolicy, RetentionReport, RetentionStats,
 };

@@ -53,7 +53,7 @@ use std::sync::Arc;
 
 use azoth_core::{
     AzothError, CanonicalStore, DatabaseEvent, Entry, EventId, Location, LogUnit, MemoryStore,
-    OperationId, Result, StoreWrite, VerifyProgress, VerifyReport, decode_event, prefix_successor,
+    OperationId, Result, StoreWrite, VerifyProgress, VerifyReport, decode_event,
 };
 use azoth_file::FileLogOptions;
 use azoth_lmdb::{LmdbLogOptions, LmdbStoreSnapshot};
@@ -61,8 +61,8 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::backend::{self, LogHandle};
 use crate::config::{Config, LogBackend};
-use crate::database::{Events, Range};
 use crate::projection::Projector;
+use crate::reads::{Events, Range, live_entry, prefix_bounds};
 use crate::stats::DatabaseStats;
 use crate::view::View;
 
@@ -260,15 +260,7 @@ impl ReadOnlyDatabase {
     /// # Errors
     /// Errors of the view store.
     pub fn get_entry(&self, key: &[u8]) -> Result<Option<Entry>> {
-        let found = self.view().get(key)?;
-        Ok(found.and_then(|e| {
-            e.value.map(|value| Entry {
-                key: key.to_vec(),
-                value: Some(value),
-                operation_id: e.operation_id,
-                is_deleted: false,
-            })
-        }))
+        Ok(live_entry(key, self.view().get(key)?))
     }
 
     /// Whether `key` has a live value.
@@ -284,11 +276,8 @@ impl ReadOnlyDatabase {
     /// # Errors
     /// Errors of the view store.
     pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let end = prefix_successor(prefix);
-        let start = (!prefix.is_empty()).then_some(prefix);
-        self.range(start, end.as_deref())?
-            .map(|r| r.map(|e| (e.key, e.value.unwrap_or_default())))
-            .collect()
+        let (start, end) = prefix_bounds(prefix);
+        self.range(start, end.as_deref())?.into_pairs()
     }
 
     /// The live entries with keys in `[start, end)` (`None` leaves a side open), sorted.
@@ -333,7 +322,7 @@ impl ReadOnlyDatabase {
     /// # Errors
     /// As [`events_since`](Self::events_since).
     pub fn get_events(&self) -> Result<Vec<DatabaseEvent>> {
-        self.events_since(0)?.map(|r| r.map(|(_, e)| e)).collect()
+        self.events_since(0)?.into_events()
     }
 
     /// The events strictly after `operation_id`, in order.
@@ -341,9 +330,7 @@ impl ReadOnlyDatabase {
     /// # Errors
     /// As [`events_since`](Self::events_since).
     pub fn get_events_since(&self, operation_id: OperationId) -> Result<Vec<DatabaseEvent>> {
-        self.events_since(operation_id.sequence)?
-            .map(|r| r.map(|(_, e)| e))
-            .collect()
+        self.events_since(operation_id.sequence)?.into_events()
     }
 
     /// What a read-only handle can tell: the log (now), the view store's snapshot, the

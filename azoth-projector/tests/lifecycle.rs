@@ -118,6 +118,42 @@ fn ids_since(db: &Database, after: EventId) -> Vec<EventId> {
         .collect()
 }
 
+/// Subscribes `name` from `from` with a handler that records the id of every event it gets.
+fn record_ids(db: &Database, name: &str, from: SubscribeFrom) -> Arc<Mutex<Vec<EventId>>> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&seen);
+    db.subscribe(
+        name,
+        move |e: &DatabaseEvent| {
+            sink.lock().push(e.operation_id().sequence);
+            Ok(())
+        },
+        from,
+    )
+    .unwrap();
+    seen
+}
+
+/// Changes key `k00000` in the closed database's view behind its back (`None` deletes it),
+/// keeping the view's checkpoint.
+fn tamper_view(dir: &Path, value: Option<Vec<u8>>, sequence: u64) {
+    let store = azoth_lmdb::LmdbStore::open(dir.join("view")).unwrap();
+    let checkpoint = azoth_core::CanonicalStore::checkpoint(&store).unwrap();
+    azoth_core::CanonicalStore::apply(
+        &store,
+        &StoreBatch {
+            writes: vec![StoreWrite {
+                key: b"k00000".to_vec(),
+                value,
+                operation_id: OperationId::new(0, sequence),
+            }],
+            checkpoint: Some(checkpoint),
+            metadata: Vec::new(),
+        },
+    )
+    .unwrap();
+}
+
 fn sealed_and_archived(db: &Database) -> (usize, usize) {
     let units = db.log_units().unwrap();
     let count = |s| units.iter().filter(|u| u.state == s).count();
@@ -149,17 +185,7 @@ fn archived_events_stay_readable_and_rebuild_gives_the_same_view(backend: LogBac
     assert_eq!(since.len() as u64, newest - 10);
     assert_eq!(since[0].operation_id().sequence, 11);
 
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&seen);
-    db.subscribe(
-        "reader",
-        move |e: &DatabaseEvent| {
-            sink.lock().push(e.operation_id().sequence);
-            Ok(())
-        },
-        SubscribeFrom::Beginning,
-    )
-    .unwrap();
+    let seen = record_ids(&db, "reader", SubscribeFrom::Beginning);
     eventually("the subscription reads the archives", || {
         seen.lock().len() as u64 >= newest
     });
@@ -302,17 +328,7 @@ fn retention_never_removes_what_a_durable_subscription_needs(backend: LogBackend
     // The subscription, resumed with a working handler, gets everything after 30.
     db.unsubscribe("slow").unwrap();
     assert_eq!(db.subscription_position("slow").unwrap(), Some(30));
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&seen);
-    db.subscribe(
-        "slow",
-        move |e: &DatabaseEvent| {
-            sink.lock().push(e.operation_id().sequence);
-            Ok(())
-        },
-        SubscribeFrom::Stored,
-    )
-    .unwrap();
+    let seen = record_ids(&db, "slow", SubscribeFrom::Stored);
     eventually("the resumed subscription catches up", || {
         seen.lock().last() == Some(&newest)
     });
@@ -455,23 +471,7 @@ fn verify_view_finds_a_view_that_differs_from_the_log(backend: LogBackend) {
     db.close().unwrap();
 
     // Change one value behind the database's back.
-    {
-        let store = azoth_lmdb::LmdbStore::open(dir.path().join("view")).unwrap();
-        let checkpoint = azoth_core::CanonicalStore::checkpoint(&store).unwrap();
-        azoth_core::CanonicalStore::apply(
-            &store,
-            &StoreBatch {
-                writes: vec![StoreWrite {
-                    key: b"k00000".to_vec(),
-                    value: Some(b"tampered".to_vec()),
-                    operation_id: OperationId::new(0, 2),
-                }],
-                checkpoint: Some(checkpoint),
-                metadata: Vec::new(),
-            },
-        )
-        .unwrap();
-    }
+    tamper_view(dir.path(), Some(b"tampered".to_vec()), 2);
     let db = Database::open_with(config(dir.path(), backend)).unwrap();
     let report = db.verify_view().unwrap();
     assert!(!report.is_ok());
@@ -809,17 +809,7 @@ fn readers_and_subscriptions_whose_events_retention_deleted_get_an_error(backend
     );
     assert_eq!(late().position, 10);
     // One from the beginning starts at the oldest event left.
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&seen);
-    db.subscribe(
-        "fresh",
-        move |e: &DatabaseEvent| {
-            sink.lock().push(e.operation_id().sequence);
-            Ok(())
-        },
-        SubscribeFrom::Beginning,
-    )
-    .unwrap();
+    let seen = record_ids(&db, "fresh", SubscribeFrom::Beginning);
     eventually("the fresh subscription catches up", || {
         seen.lock().last() == Some(&(newest + 1))
     });
@@ -1144,23 +1134,7 @@ fn verify_view_from_a_backup_after_retention(backend: LogBackend) {
     db.close().unwrap();
 
     // A view changed behind the database's back differs from the backup plus the log.
-    {
-        let store = azoth_lmdb::LmdbStore::open(dir.path().join("view")).unwrap();
-        let checkpoint = azoth_core::CanonicalStore::checkpoint(&store).unwrap();
-        azoth_core::CanonicalStore::apply(
-            &store,
-            &StoreBatch {
-                writes: vec![StoreWrite {
-                    key: b"k00000".to_vec(),
-                    value: None,
-                    operation_id: OperationId::new(0, 1),
-                }],
-                checkpoint: Some(checkpoint),
-                metadata: Vec::new(),
-            },
-        )
-        .unwrap();
-    }
+    tamper_view(dir.path(), None, 1);
     // What a crash in the middle of a check leaves; the next open removes it.
     let stray = dir.path().join(".verify-view-1-2");
     std::fs::create_dir_all(stray.join("view")).unwrap();
