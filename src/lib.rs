@@ -5,7 +5,7 @@
 //! projection of puts and deletes and the application's own [`Projection`]s. This crate is the
 //! one dependency an application adds: it re-exports the database ([`Database`],
 //! [`AsyncDatabase`], [`Config`]), the shared types of `azoth-core`, and the backends as
-//! [`file`] and [`lmdb`].
+//! [`file`](mod@file) and [`lmdb`].
 //!
 //! ```
 //! use azoth::{Config, Database, SyncMode};

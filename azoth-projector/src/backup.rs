@@ -316,7 +316,7 @@ impl Database {
                 Err(e) => return Err(e),
             };
             let (oldest, newest) = copied_log_ends(log_backend, &log_dir)?;
-            if newest < checkpoint || oldest > checkpoint + 1 {
+            if newest < checkpoint || oldest > checkpoint.saturating_add(1) {
                 tracing::info!(
                     attempt,
                     checkpoint,
@@ -669,7 +669,7 @@ fn check_restored(staging: &Path, manifest: &Manifest) -> Result<()> {
             )));
         }
         let ends = (log.oldest_event_id()?, log.newest_event_id()?);
-        if manifest.checkpoint > ends.1 || ends.0 > manifest.checkpoint + 1 {
+        if manifest.checkpoint > ends.1 || ends.0 > manifest.checkpoint.saturating_add(1) {
             return Err(damaged(format!(
                 "the restored log (events {}..={}) does not hold what the view's checkpoint {} needs",
                 ends.0, ends.1, manifest.checkpoint

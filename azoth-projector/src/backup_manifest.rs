@@ -221,8 +221,13 @@ pub(crate) fn manifest_path(rel: &Path) -> Result<String> {
         })
         .collect();
     let joined = parts.map(|p| p.join("/")).unwrap_or_default();
-    check_relative(&joined)
-        .map_err(|_| AzothError::Config(format!("cannot back up the file {}", rel.display())))?;
+    check_relative(&joined).map_err(|_| {
+        AzothError::Config(format!(
+            "cannot back up the file {}: a backup names files by relative UTF-8 paths \
+                 without `.`, `..`, empty parts or backslashes",
+            rel.display()
+        ))
+    })?;
     Ok(joined)
 }
 

@@ -207,10 +207,11 @@ impl Database {
             COMPACTION_LEVEL_VIEW
         };
         let ids = core.write(vec![Draft::Compaction { level }])?;
-        let operation_id = ids
-            .into_iter()
-            .next()
-            .ok_or_else(|| AzothError::Config("a write returned no id".into()))?;
+        let operation_id = ids.into_iter().next().ok_or_else(|| {
+            AzothError::Config(
+                "the compaction event was not written: the writer returned no operation id".into(),
+            )
+        })?;
         tracing::info!(
             level,
             view_bytes_reclaimed,

@@ -438,7 +438,7 @@ impl Inner {
             ));
         }
         let view = Arc::new(View::new(store, checkpoint));
-        self.replay(&view, checkpoint + 1, next)?;
+        self.replay(&view, checkpoint.saturating_add(1), next)?;
         Ok(State {
             view,
             store_id,

@@ -139,7 +139,7 @@ impl Database {
         let mut report = ViewVerifyReport {
             base,
             oldest_event_id: oldest,
-            log_complete: oldest <= base + 1,
+            log_complete: oldest <= base.saturating_add(1),
             ..ViewVerifyReport::default()
         };
         if !report.log_complete {
@@ -147,8 +147,9 @@ impl Database {
             return Ok(report);
         }
         let scratch = View::new(store, base);
-        let early = core.clock.lock().next_id.max(base + 1);
-        report.events_replayed = core.replay_into(&scratch, log.as_ref(), base + 1, early)?;
+        let early = core.clock.lock().next_id.max(base.saturating_add(1));
+        report.events_replayed =
+            core.replay_into(&scratch, log.as_ref(), base.saturating_add(1), early)?;
         let clock = core.clock.lock();
         report.up_to = clock.next_id - 1;
         report.events_replayed += core.replay_into(&scratch, log.as_ref(), early, clock.next_id)?;
