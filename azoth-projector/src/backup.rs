@@ -164,6 +164,24 @@ impl Database {
     /// an empty directory) while writes go on, uncompressed. See
     /// [`backup_with`](Self::backup_with).
     ///
+    /// ```
+    /// use azoth_projector::{Config, Database, SyncMode};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Database::open_with(Config::new(dir.path().join("db")).sync_mode(SyncMode::Never))?;
+    /// db.put(b"k", b"v")?;
+    /// let backup = db.backup(dir.path().join("backup"))?;
+    /// assert!(backup.newest_event_id >= 1);
+    /// db.close()?;
+    ///
+    /// let restored = Database::restore(&backup.path, dir.path().join("restored"))?;
+    /// let copy = Database::open_with(
+    ///     Config::new(&restored.dir).log_backend(restored.log_backend).sync_mode(SyncMode::Never),
+    /// )?;
+    /// assert_eq!(copy.get(b"k")?.as_deref(), Some(&b"v"[..]));
+    /// # Ok::<(), azoth_core::AzothError>(())
+    /// ```
+    ///
     /// # Errors
     /// As [`backup_with`](Self::backup_with).
     pub fn backup(&self, dest: impl AsRef<Path>) -> Result<BackupReport> {

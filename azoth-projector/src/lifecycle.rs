@@ -174,6 +174,31 @@ impl Database {
     /// checkpoint or any durable subscription (running or not) or running event stream still
     /// needs. The report says what was deleted, and what was held back and by whom.
     ///
+    /// ```
+    /// use azoth_projector::{Config, Database, RetentionPolicy, SyncMode};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let config = Config::new(dir.path())
+    ///     .sync_mode(SyncMode::Never)
+    ///     .retention(RetentionPolicy::keep_all().keep_events(10));
+    /// let db = Database::open_with(config)?;
+    /// for i in 0..50u32 {
+    ///     db.put(&i.to_be_bytes(), b"v")?;
+    ///     if i % 10 == 9 {
+    ///         db.rotate()?; // five sealed units of ten events
+    ///     }
+    /// }
+    /// // Archived units stay readable; the first two hold events 1..=20.
+    /// assert_eq!(db.archive(20)?.len(), 2);
+    /// // The view must have moved past events before retention may delete them.
+    /// db.flush()?;
+    /// let report = db.apply_retention()?;
+    /// assert_eq!(report.units_deleted, 4); // ten events are kept
+    /// assert_eq!(db.stats()?.log.oldest_event_id, 41);
+    /// assert_eq!(db.get(&0u32.to_be_bytes())?.as_deref(), Some(&b"v"[..]));
+    /// # Ok::<(), azoth_core::AzothError>(())
+    /// ```
+    ///
     /// # Errors
     /// `Closed`; I/O errors of the deletion.
     pub fn apply_retention(&self) -> Result<RetentionReport> {
@@ -187,6 +212,21 @@ impl Database {
     /// system), applies retention, and appends a `CompactionEvent` whose level says what
     /// changed: [`COMPACTION_LEVEL_VIEW`] (0) when only the view store was compacted,
     /// [`COMPACTION_LEVEL_LOG`] (1) when retention also deleted log units.
+    ///
+    /// ```
+    /// use azoth_projector::{COMPACTION_LEVEL_VIEW, Config, Database, SyncMode};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Database::open_with(Config::new(dir.path()).sync_mode(SyncMode::Never))?;
+    /// db.put(b"k", b"v")?;
+    /// db.delete(b"k")?;
+    /// let report = db.compact()?;
+    /// // The default policy keeps every event, so only the view store was compacted.
+    /// assert_eq!(report.level, COMPACTION_LEVEL_VIEW);
+    /// assert_eq!(report.checkpoint, 2);
+    /// assert_eq!(report.operation_id.sequence, 3); // the CompactionEvent follows the writes
+    /// # Ok::<(), azoth_core::AzothError>(())
+    /// ```
     ///
     /// # Errors
     /// `Closed`; errors of the flush, the store's compaction, retention or the append.

@@ -92,6 +92,20 @@ impl Database {
     /// report then says `log_complete: false` and compares nothing (see
     /// [`verify_view_from_backup`](Self::verify_view_from_backup)).
     ///
+    /// ```
+    /// use azoth_projector::{Config, Database, SyncMode};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Database::open_with(Config::new(dir.path()).sync_mode(SyncMode::Never))?;
+    /// db.put(b"a", b"1")?;
+    /// db.flush()?;
+    /// db.put(b"b", b"2")?;
+    /// let report = db.verify_view()?;
+    /// assert!(report.is_ok(), "{report:?}");
+    /// assert_eq!(report.entries_compared, 2);
+    /// # Ok::<(), azoth_core::AzothError>(())
+    /// ```
+    ///
     /// # Errors
     /// `Closed`; errors reading the log or the view; projection errors.
     pub fn verify_view(&self) -> Result<ViewVerifyReport> {
