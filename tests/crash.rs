@@ -309,10 +309,11 @@ fn run_lifecycle_rounds(backend: &str, mode: &str) {
                 })
                 .collect::<Vec<String>>()
         });
-        // Past the child's start (a slow machine must not kill it before it reaches the
-        // jobs under test), then an arbitrary moment.
+        // Past the child's start and its first compaction (after 30 puts), so every round
+        // has run archival, retention and compaction at least once whatever the machine's
+        // load; then an arbitrary moment.
         let started = std::time::Instant::now();
-        while seen.load(std::sync::atomic::Ordering::Relaxed) < 25
+        while seen.load(std::sync::atomic::Ordering::Relaxed) < 35
             && started.elapsed() < Duration::from_secs(30)
         {
             std::thread::sleep(Duration::from_millis(2));
