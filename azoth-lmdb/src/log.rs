@@ -141,9 +141,9 @@ pub struct LmdbEventLog {
     read_only: bool,
     /// The event bytes of sealed segments by first id, for [`units`](Self::units).
     sealed_bytes: Mutex<HashMap<EventId, u64>>,
-    /// Held by `archive` and `delete_range`, the jobs that change sealed segments; taken
-    /// before `state`.
-    jobs: Mutex<()>,
+    /// Held by `archive` and `delete_range`, the jobs that change sealed segments, and by
+    /// `copy_to` so that they wait for a copy; taken before `state`.
+    pub(crate) jobs: Mutex<()>,
     // Dropped before the environment: stops and joins the sync thread.
     _syncer: Option<Syncer>,
     _lock: Option<DirLock>,

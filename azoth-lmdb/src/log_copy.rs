@@ -17,7 +17,9 @@ impl LmdbEventLog {
     /// transaction, so the copy is the log as of one commit, taken while appends go on. The
     /// archives are copied after it: every segment the copy records as archived had its
     /// archive written before it was marked, so the copy finds all it needs (an archive made
-    /// later is an unused extra). Ids, the hash chain and segment boundaries are kept.
+    /// later is an unused extra). Archival and retention of this handle wait for the copy, so
+    /// no archive the copied records name is deleted before it is copied. Ids, the hash chain
+    /// and segment boundaries are kept.
     ///
     /// # Errors
     /// `Config` if `dest` is not empty; I/O and LMDB errors.
@@ -29,6 +31,9 @@ impl LmdbEventLog {
                 dest.display()
             )));
         }
+        // Retention deletes a segment's records and then its archive: between the environment
+        // copy and the archive copy that would leave the copy naming an archive it lacks.
+        let _job = self.jobs.lock();
         let env_dir = dest.join("env");
         std::fs::create_dir_all(&env_dir)?;
         let data = env_dir.join("data.mdb");
@@ -62,8 +67,9 @@ impl LmdbEventLog {
                     std::fs::File::open(&to)?.sync_all()?;
                     written.push(to);
                 }
-                // Retention removed it meanwhile: the copy's records no longer need it, or
-                // did not need it when the environment was copied before it was deleted.
+                // Gone meanwhile: a stray archive no record names (the next open removes
+                // those), or, for a read-only handle, retention by the writing process; the
+                // restore's verify finds a copy that then lacks an archive it needs.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e.into()),
             }
