@@ -399,6 +399,18 @@ impl Subscriptions {
             SubscribeFrom::After(id) => id,
             SubscribeFrom::Stored => stored.unwrap_or(0),
         };
+        // A stream has no failure state its consumer could read: refuse at once to start
+        // after events retention has deleted (under the clock, so retention cannot run
+        // between this check and the stream becoming a hold).
+        if !durable && position != 0 {
+            let oldest = core.log()?.oldest_event_id()?;
+            if position.saturating_add(1) < oldest {
+                return Err(AzothError::EventsDeleted {
+                    from: position + 1,
+                    to: oldest,
+                });
+            }
+        }
         let shared = Arc::new(Shared {
             name: name.clone(),
             durable,
@@ -1128,7 +1140,9 @@ impl AsyncDatabase {
     /// the log's `iter_range` serves them), and new commits follow without polling.
     ///
     /// # Errors
-    /// `Closed`; I/O errors starting the reader thread.
+    /// `Closed`; [`EventsDeleted`](AzothError::EventsDeleted) if retention has deleted events
+    /// after `after` (a stream never skips them; `after = 0` starts at the oldest event
+    /// left); I/O errors starting the reader thread.
     pub async fn events_from(&self, after: EventId) -> DatabaseResult<EventStream> {
         let db = self.database().clone();
         on_blocking_pool(move || EventStream::start(db.core_arc(), after, 1024)).await

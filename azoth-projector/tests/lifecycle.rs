@@ -814,6 +814,20 @@ fn readers_and_subscriptions_whose_events_retention_deleted_get_an_error(backend
         seen.lock().last() == Some(&(newest + 1))
     });
     assert_eq!(*seen.lock(), vec![newest + 1]);
+    // An event stream cannot fail later where its consumer would see it: it is refused.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let async_db = db.to_async();
+    match runtime.block_on(async_db.events_from(10)) {
+        Err(AzothError::EventsDeleted { from: 11, to }) => assert_eq!(to, newest + 1),
+        other => panic!("a stream after deleted events gave {:?}", other.map(|_| ())),
+    }
+    let mut from_start = runtime.block_on(async_db.events_from(0)).unwrap();
+    let first = runtime.block_on(from_start.next()).unwrap();
+    assert_eq!(first.0, newest + 1);
+    drop(from_start);
     db.close().unwrap();
 }
 
