@@ -4,6 +4,7 @@
 //! | file | what it holds |
 //! | --- | --- |
 //! | `env.rs` | one environment: map growth, the read gate, pooled read transactions |
+//! | `env_format.rs` | the format record (magic and version) of every environment |
 //! | `store.rs`, `store_options.rs`, `store_iter.rs`, `value.rs` | [`LmdbStore`] |
 //! | `store_snapshot.rs` | [`LmdbStoreSnapshot`]: a read-only, lock-free view of a store directory |
 //! | `log.rs`, `log_options.rs`, `log_format.rs`, `log_iter.rs`, `log_verify.rs`, `log_archive.rs` | [`LmdbEventLog`] |
@@ -33,6 +34,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 mod env;
+mod env_format;
 mod error;
 mod fsutil;
 mod log;

@@ -5,7 +5,8 @@
 //! ```text
 //! dir/
 //!   LOCK        exclusive lock of the writer (flock)
-//!   env/        the LMDB environment (data.mdb, lock.mdb); records in `log_format.rs`
+//!   env/        the LMDB environment (data.mdb, lock.mdb); records in `log_format.rs`,
+//!               the format record in `env_format.rs`, all of it in `FORMAT.md`
 //!   archive/    archived segments (unless another directory is configured)
 //! ```
 
@@ -27,6 +28,7 @@ use heed::{CommitOrAbort, PutFlags, RoTxn};
 use parking_lot::Mutex;
 
 use crate::env::{EnvConfig, LmdbEnv};
+use crate::env_format::{self, EnvKind, SYSTEM_DB};
 use crate::error::TxnError;
 use crate::log_format::{
     BlockRecord, SegmentRecord, SegmentState, decode_event, encode_event, id_key, key_id,
@@ -417,20 +419,30 @@ pub(crate) fn event_bytes(
 }
 
 fn open_databases(env: LmdbEnv, read_only: bool) -> Result<LogShared> {
+    let data_file = env.data_file();
     let opened = if read_only {
         let rtxn = env.env().read_txn().map_err(|e| env.err(e))?;
         env.env()
-            .open_databases_and_commit(rtxn, |dbo, rtxn| -> heed::Result<_> {
+            .open_databases_and_commit(rtxn, |dbo, rtxn| -> std::result::Result<_, TxnError> {
+                // An environment written before the format record existed has no `system`
+                // database: accepted, and left as it is (a read-only open writes nothing).
+                if let Some(system) = dbo.open_database::<Bytes, Bytes>(rtxn, Some(SYSTEM_DB))? {
+                    env_format::check_in(EnvKind::Log, &system, rtxn, &data_file)?;
+                }
                 let events = dbo.open_database::<Bytes, Bytes>(rtxn, Some("events"))?;
                 let blocks = dbo.open_database::<Bytes, Bytes>(rtxn, Some("blocks"))?;
                 let segments = dbo.open_database::<Bytes, Bytes>(rtxn, Some("segments"))?;
                 Ok(CommitOrAbort::<_, ()>::Commit((events, blocks, segments)))
             })
-            .map_err(|e| env.err(e))?
+            .map_err(|e| e.into_azoth(&data_file))?
     } else {
         let wtxn = env.env().write_txn().map_err(|e| env.err(e))?;
         env.env()
-            .create_databases_and_commit(wtxn, |dbo, wtxn| -> heed::Result<_> {
+            .create_databases_and_commit(wtxn, |dbo, wtxn| -> std::result::Result<_, TxnError> {
+                // Checked before the log's databases are created, in the same transaction: a
+                // refused environment is left unchanged (an error aborts the transaction).
+                let system = dbo.create_database::<Bytes, Bytes>(wtxn, Some(SYSTEM_DB))?;
+                env_format::check_or_write(EnvKind::Log, &system, wtxn, &data_file)?;
                 let events = dbo.create_database::<Bytes, Bytes>(wtxn, Some("events"))?;
                 let blocks = dbo.create_database::<Bytes, Bytes>(wtxn, Some("blocks"))?;
                 let segments = dbo.create_database::<Bytes, Bytes>(wtxn, Some("segments"))?;
@@ -440,7 +452,7 @@ fn open_databases(env: LmdbEnv, read_only: bool) -> Result<LogShared> {
                     Some(segments),
                 )))
             })
-            .map_err(|e| env.err(e))?
+            .map_err(|e| e.into_azoth(&data_file))?
     };
     let missing = || {
         AzothError::corruption(

@@ -1,6 +1,7 @@
 //! The records of [`LmdbEventLog`](crate::LmdbEventLog) in its LMDB environment.
 //!
-//! Three named databases, every key a big-endian `u64` so that LMDB's byte order is id order:
+//! Three named databases, every key a big-endian `u64` so that LMDB's byte order is id order
+//! (a fourth, `system`, holds the format record of `env_format.rs`; `FORMAT.md` has it all):
 //!
 //! ```text
 //! events    event id            -> | crc32c(event) u32 LE | event bytes ... |

@@ -10,7 +10,8 @@
 //! ```
 //!
 //! The environment holds three named databases: `state` (key → 16-byte version + value, see
-//! `value.rs`), `metadata` (name → bytes) and `system` (the checkpoint). Compaction writes a
+//! `value.rs`), `metadata` (name → bytes) and `system` (the checkpoint and the format record
+//! of `env_format.rs`); `FORMAT.md` describes them byte by byte. Compaction writes a
 //! compacted copy as the next generation and switches `CURRENT` with an atomic rename, so a
 //! crash at any moment leaves either the old or the new environment live, whole.
 
@@ -28,6 +29,8 @@ use heed::{CommitOrAbort, CompactionOption, Database};
 use parking_lot::{Mutex, RwLock};
 
 use crate::env::{EnvConfig, LmdbEnv, StaticTxn};
+use crate::env_format::{self, EnvKind, SYSTEM_DB};
+use crate::error::TxnError;
 use crate::store_iter::RangeIter;
 use crate::store_options::LmdbStoreOptions;
 use crate::{fsutil, value};
@@ -64,15 +67,20 @@ impl StoreEnv {
             },
         )?;
         let rtxn = env.env().read_txn().map_err(|e| env.err(e))?;
+        let data_file = env.data_file();
         let opened = env
             .env()
-            .open_databases_and_commit(rtxn, |dbo, rtxn| -> heed::Result<_> {
+            .open_databases_and_commit(rtxn, |dbo, rtxn| -> std::result::Result<_, TxnError> {
                 let state = dbo.open_database::<Bytes, Bytes>(rtxn, Some("state"))?;
                 let metadata = dbo.open_database::<Bytes, Bytes>(rtxn, Some("metadata"))?;
-                let system = dbo.open_database::<Bytes, Bytes>(rtxn, Some("system"))?;
+                let system = dbo.open_database::<Bytes, Bytes>(rtxn, Some(SYSTEM_DB))?;
+                // Read-only: an environment without the record is accepted and left as it is.
+                if let Some(system) = &system {
+                    env_format::check_in(EnvKind::Store, system, rtxn, &data_file)?;
+                }
                 Ok(CommitOrAbort::<_, ()>::Commit((state, metadata, system)))
             })
-            .map_err(|e| env.err(e))?;
+            .map_err(|e| e.into_azoth(&data_file))?;
         match opened {
             CommitOrAbort::Commit((Some(state), Some(metadata), Some(system))) => Ok(Self {
                 env,
@@ -98,15 +106,19 @@ impl StoreEnv {
             },
         )?;
         let wtxn = env.env().write_txn().map_err(|e| env.err(e))?;
+        let data_file = env.data_file();
         let created = env
             .env()
-            .create_databases_and_commit(wtxn, |dbo, wtxn| -> heed::Result<_> {
+            .create_databases_and_commit(wtxn, |dbo, wtxn| -> std::result::Result<_, TxnError> {
                 let state = dbo.create_database::<Bytes, Bytes>(wtxn, Some("state"))?;
                 let metadata = dbo.create_database::<Bytes, Bytes>(wtxn, Some("metadata"))?;
-                let system = dbo.create_database::<Bytes, Bytes>(wtxn, Some("system"))?;
+                let system = dbo.create_database::<Bytes, Bytes>(wtxn, Some(SYSTEM_DB))?;
+                // In the same transaction as the databases: a refused environment is left
+                // unchanged (an error drops, and so aborts, the transaction).
+                env_format::check_or_write(EnvKind::Store, &system, wtxn, &data_file)?;
                 Ok(CommitOrAbort::<_, ()>::Commit((state, metadata, system)))
             })
-            .map_err(|e| env.err(e))?;
+            .map_err(|e| e.into_azoth(&data_file))?;
         let (state, metadata, system) = match created {
             CommitOrAbort::Commit(dbs) => dbs,
             CommitOrAbort::Abort(()) => {
