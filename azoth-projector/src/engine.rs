@@ -22,9 +22,6 @@ use crate::transaction::ReadSet;
 use crate::view::View;
 use crate::writer::{Draft, GroupCommitter, Outcome, Request, Submitted, Writer};
 
-/// Events replayed per memtable insert on open and in `rebuild_view`.
-const REPLAY_CHUNK: usize = 1024;
-
 /// How many times `memtable_size` replay lets the memtable grow before it flushes. A running
 /// database holds up to twice `memtable_size` in its active memtable (writers then stall for
 /// a flush) besides the frozen one being flushed, so the unflushed tail it leaves replays
@@ -184,51 +181,18 @@ impl Core {
         from: EventId,
         to: EventId,
     ) -> Result<u64> {
-        if from >= to {
-            return Ok(0);
-        }
         let projector = Projector {
             projections: &self.config.projections,
             view,
             max_value_len: self.config.max_value_len,
         };
-        let mut expected = from;
-        let mut writes: Vec<StoreWrite> = Vec::new();
-        let mut in_chunk = 0usize;
-        let mut count = 0u64;
-        for item in log.iter_range(from, Some(to))? {
-            let (id, bytes) = item?;
-            if id != expected {
-                return Err(AzothError::corruption(
-                    Location::default().at_event(expected),
-                    format!("replay expected event {expected} but the log gave {id}"),
-                ));
+        let flush_above = REPLAY_MEMTABLE_FACTOR * self.config.memtable_size;
+        crate::replay::replay(&projector, log, from, to, |view| {
+            if view.active_bytes() > flush_above {
+                view.flush(log)?;
             }
-            let event = decode_event(&bytes).map_err(|e| {
-                AzothError::corruption(Location::default().at_event(id), e.to_string())
-            })?;
-            projector.project(event, &mut writes)?;
-            expected += 1;
-            in_chunk += 1;
-            count += 1;
-            if in_chunk == REPLAY_CHUNK {
-                view.apply(std::mem::take(&mut writes), id);
-                in_chunk = 0;
-                if view.active_bytes() > REPLAY_MEMTABLE_FACTOR * self.config.memtable_size {
-                    view.flush(log)?;
-                }
-            }
-        }
-        if expected != to {
-            return Err(AzothError::corruption(
-                Location::default().at_event(expected),
-                format!("replay stopped at event {expected}, before {to}"),
-            ));
-        }
-        if in_chunk > 0 {
-            view.apply(writes, to - 1);
-        }
-        Ok(count)
+            Ok(())
+        })
     }
 
     pub(crate) fn check_open(&self) -> Result<()> {

@@ -12,6 +12,7 @@
 //! | `memtable` | recent writes, ordered, readable while the writer adds |
 //! | `view` | active memtable → frozen memtables → canonical store; the flush |
 //! | `projection` | [`Projection`]: the application's events → view writes |
+//! | `replay` | replaying a stretch of the log through the projections into a view (open, rebuild, checks, read-only) |
 //! | `backup` | [`Database::backup`] / [`Database::restore`]: consistent online backups, [`BackupOptions`] |
 //! | `backup_manifest` | the backup manifest: magic, version, a checksum per file (`FORMAT.md`) |
 //! | `read_only` | [`ReadOnlyDatabase`]: inspecting a directory (even a live one) without a lock or a write |
@@ -62,6 +63,7 @@ mod memtable;
 mod projection;
 mod read_only;
 mod reads;
+mod replay;
 mod retention;
 mod stats;
 mod subscription;

@@ -53,7 +53,7 @@ use std::sync::Arc;
 
 use azoth_core::{
     AzothError, CanonicalStore, DatabaseEvent, Entry, EventId, Location, LogUnit, MemoryStore,
-    OperationId, Result, StoreWrite, VerifyProgress, VerifyReport, decode_event,
+    OperationId, Result, VerifyProgress, VerifyReport,
 };
 use azoth_file::FileLogOptions;
 use azoth_lmdb::{LmdbLogOptions, LmdbStoreSnapshot};
@@ -65,9 +65,6 @@ use crate::projection::Projector;
 use crate::reads::{Events, Range, live_entry, prefix_bounds};
 use crate::stats::DatabaseStats;
 use crate::view::View;
-
-/// Events replayed per memtable insert.
-const REPLAY_CHUNK: usize = 1024;
 
 /// A read-only handle on a data directory: the reads of [`Database`](crate::Database) (`get`,
 /// `scan`, `range`, `events_since`, `stats`, `verify` …) and no way to write.
@@ -450,47 +447,12 @@ impl Inner {
     /// Replays events `[from, to)` into `view` through the projections, never flushing (the
     /// store is read-only); returns how many.
     fn replay(&self, view: &View, from: EventId, to: EventId) -> Result<u64> {
-        if from >= to {
-            return Ok(0);
-        }
-        let log = self.log.log();
         let projector = Projector {
             projections: &self.config.projections,
             view,
             max_value_len: self.config.max_value_len,
         };
-        let mut expected = from;
-        let mut writes: Vec<StoreWrite> = Vec::new();
-        let mut in_chunk = 0usize;
-        for item in log.iter_range(from, Some(to))? {
-            let (id, bytes) = item?;
-            if id != expected {
-                return Err(AzothError::corruption(
-                    Location::default().at_event(expected),
-                    format!("replay expected event {expected} but the log gave {id}"),
-                ));
-            }
-            let event = decode_event(&bytes).map_err(|e| {
-                AzothError::corruption(Location::default().at_event(id), e.to_string())
-            })?;
-            projector.project(event, &mut writes)?;
-            expected += 1;
-            in_chunk += 1;
-            if in_chunk == REPLAY_CHUNK {
-                view.apply(std::mem::take(&mut writes), id);
-                in_chunk = 0;
-            }
-        }
-        if expected != to {
-            return Err(AzothError::corruption(
-                Location::default().at_event(expected),
-                format!("replay stopped at event {expected}, before {to}"),
-            ));
-        }
-        if in_chunk > 0 {
-            view.apply(writes, to - 1);
-        }
-        Ok(to - from)
+        crate::replay::replay(&projector, self.log.log().as_ref(), from, to, |_| Ok(()))
     }
 }
 
