@@ -209,7 +209,7 @@ pub struct SubscriptionStats {
 
 /// An event a handler kept failing on, recorded under [`FailurePolicy::DeadLetter`] with the
 /// event itself, so it can be inspected or handled again later.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadLetter {
     /// The event's id.
     pub event_id: EventId,
