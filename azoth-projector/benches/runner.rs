@@ -7,7 +7,8 @@
 //! Environment: `AZOTH_BENCH_SECS` (seconds per timed case, default 2),
 //! `AZOTH_BENCH_JSON` (output path, default `<target>/tmp/azoth-projector-bench.json`),
 //! `AZOTH_BENCH_OPEN_EVENTS` (events for the open-time case, default 1 000 000),
-//! `AZOTH_BENCH_ONLY` (run only the cases whose name contains it; baselines always run),
+//! `AZOTH_BENCH_ONLY` (run only the cases whose name contains it; baselines always run unless
+//! `AZOTH_BENCH_NO_BASELINES` is set, for profiling one case),
 //! `AZOTH_BENCH_LOAD_EVENTS` (events of the peak-memory case, default 10 000 000; run it
 //! alone, `AZOTH_BENCH_ONLY="peak memory"`, so that the peak is its own).
 //! Keys are 16 bytes and values 100 bytes. Data lives under the target directory (a real
@@ -382,6 +383,15 @@ fn wanted(case: &str) -> bool {
     std::env::var("AZOTH_BENCH_ONLY").map_or(true, |only| case.contains(&only))
 }
 
+/// Runs a baseline, unless `AZOTH_BENCH_NO_BASELINES` asks to profile the cases alone.
+fn baseline(run: impl FnOnce() -> f64) -> f64 {
+    if std::env::var_os("AZOTH_BENCH_NO_BASELINES").is_some() {
+        f64::NAN
+    } else {
+        run()
+    }
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; a filter argument, if any, is ignored.
     let budget = secs();
@@ -400,7 +410,7 @@ fn main() {
         });
     };
 
-    let raw_append = raw_framed_append(budget);
+    let raw_append = baseline(|| raw_framed_append(budget));
     row(
         "baseline: raw framed BufWriter append",
         raw_append,
@@ -450,7 +460,7 @@ fn main() {
         );
     }
 
-    let raw_sync = raw_write_fdatasync(budget);
+    let raw_sync = baseline(|| raw_write_fdatasync(budget));
     row(
         "baseline: raw write + fdatasync",
         raw_sync,
@@ -486,7 +496,7 @@ fn main() {
             String::new(),
         );
     }
-    let raw_get = raw_heed_get(n, budget);
+    let raw_get = baseline(|| raw_heed_get(n, budget));
     row(
         "baseline: raw heed get (read txn per get)",
         raw_get,

@@ -2,7 +2,6 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
 
 use azoth_core::{
     CanonicalStore, DatabaseEvent, Entry, EventId, EventLog, Operation, OperationId, Result,
@@ -233,9 +232,9 @@ impl Database {
     fn lookup(&self, key: &[u8]) -> Result<Option<crate::memtable::MemEntry>> {
         let core = self.core();
         core.check_open()?;
-        let started = Instant::now();
+        let timing = core.read_latency.start();
         let found = core.view.get(key)?;
-        core.read_latency.record(started.elapsed());
+        core.read_latency.finish(timing);
         self.audit_read(key)?;
         Ok(found)
     }

@@ -214,7 +214,7 @@ impl Core {
     /// Queues drafts as one atomic request and waits for its group to commit.
     pub(crate) fn write(&self, drafts: Vec<Draft>) -> Outcome {
         self.check_open()?;
-        let started = std::time::Instant::now();
+        let timing = self.write_latency.start();
         let outcome = self.writer.submit(
             Request {
                 drafts,
@@ -222,7 +222,7 @@ impl Core {
             },
             self,
         );
-        self.write_latency.record(started.elapsed());
+        self.write_latency.finish(timing);
         outcome
     }
 
@@ -233,7 +233,7 @@ impl Core {
     /// full (backpressure) does the request wait for room on tokio's blocking pool.
     pub(crate) async fn write_task(self: Arc<Self>, drafts: Vec<Draft>) -> Outcome {
         self.check_open()?;
-        let started = std::time::Instant::now();
+        let timing = self.write_latency.start();
         let request = Request {
             drafts,
             reads: None,
@@ -252,7 +252,7 @@ impl Core {
                     })?
             }
         };
-        self.write_latency.record(started.elapsed());
+        self.write_latency.finish(timing);
         outcome
     }
 
@@ -275,7 +275,7 @@ impl Core {
 
     pub(crate) fn write_validated(&self, drafts: Vec<Draft>, reads: ReadSet) -> Outcome {
         self.check_open()?;
-        let started = std::time::Instant::now();
+        let timing = self.write_latency.start();
         let outcome = self.writer.submit(
             Request {
                 drafts,
@@ -283,7 +283,7 @@ impl Core {
             },
             self,
         );
-        self.write_latency.record(started.elapsed());
+        self.write_latency.finish(timing);
         outcome
     }
 

@@ -1,9 +1,11 @@
 //! [`Memtable`]: the recent writes of the view, in key order, readable while the writer adds.
+//! Its records live in an [`arena`], found by key through an [`index`].
+
+mod arena;
+mod index;
 
 use std::borrow::Borrow;
 use std::collections::BTreeSet;
-use std::collections::HashMap;
-use std::collections::hash_map::Entry as MapEntry;
 use std::hash::{Hash, Hasher};
 use std::ops::Bound;
 use std::sync::Arc;
@@ -12,11 +14,15 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use azoth_core::{EventId, Key, OperationId, StoreWrite, Value};
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-/// Bytes counted per entry beyond its value (and its key, when the key is too long to be
-/// stored inline): the ordered set's slot, the hash slot with its share of empty slots, the
-/// value's allocation header. An estimate, so that many tiny entries still count toward the
-/// flush threshold.
-const ENTRY_OVERHEAD: usize = 160;
+use arena::{Arena, Record, RecordRef};
+use index::Index;
+
+/// Bytes counted per key beyond its records in the arena (and its key's heap copy, when the
+/// key is too long to be stored inline): the ordered set's slot and its share of B-tree
+/// nodes, the index slot with its share of empty slots. An estimate, so that many tiny
+/// entries still count toward the flush threshold. Every record counts in full, overwritten
+/// or not: the arena keeps them until the memtable is dropped.
+const KEY_OVERHEAD: usize = 80;
 
 /// Keys up to this many bytes are stored inside the maps' slots, not behind a pointer.
 const INLINE_KEY: usize = 30;
@@ -56,11 +62,12 @@ impl MemKey {
         }
     }
 
-    /// Heap bytes this key holds beyond its slot.
-    fn heap_len(&self) -> usize {
-        match self {
-            MemKey::Inline { .. } => 0,
-            MemKey::Shared(b) => b.len(),
+    /// Heap bytes a key of these bytes holds beyond its slot.
+    fn heap_len_of(key: &[u8]) -> usize {
+        if key.len() <= INLINE_KEY {
+            0
+        } else {
+            key.len()
         }
     }
 }
@@ -138,20 +145,47 @@ pub(crate) struct MemEntry {
     pub(crate) operation_id: OperationId,
 }
 
-/// The hash map holds the entries and serves point reads with one probe; the ordered set of
-/// keys serves scans and flushes, which look each entry up in the map. (A B-tree alone costs
-/// a comparison per level on every `get`.) foldhash, not SipHash: the keys are the
-/// application's own, hashed inside the process, and SipHash was a tenth of a put.
+impl From<Record<'_>> for MemEntry {
+    fn from(record: Record<'_>) -> Self {
+        MemEntry {
+            value: record.value.map(<[u8]>::to_vec),
+            operation_id: record.operation_id,
+        }
+    }
+}
+
+/// The records in their arena, the hash index from each key to its newest record (point
+/// reads: one probe), and the ordered set of keys (scans and flushes, which look each key up
+/// in the index). A B-tree alone costs a comparison per level on every `get`.
 ///
 /// New keys wait in `unordered` until a scan or a flush needs the order: a writer only
-/// appends them, and ordering them is done in bulk (one sort, then a bulk build or inserts),
-/// off the write path when no scan comes between writes. The B-tree inserts were an eighth
-/// of a put.
+/// appends their records' references, and ordering them is done in bulk (one sort, then a
+/// bulk build or inserts), off the write path when no scan comes between writes. The B-tree
+/// inserts were an eighth of a put.
 #[derive(Debug, Default)]
 struct Maps {
-    index: HashMap<MemKey, MemEntry, foldhash::fast::RandomState>,
+    arena: Arena,
+    index: Index,
     ordered: BTreeSet<MemKey>,
-    unordered: Vec<MemKey>,
+    unordered: Vec<RecordRef>,
+}
+
+impl Maps {
+    fn entry(&self, key: &[u8]) -> Option<Record<'_>> {
+        self.index
+            .get(key, &self.arena)
+            .map(|at| self.arena.record(at))
+    }
+
+    /// The records of the ordered keys in `range`, in key order.
+    fn records<'a>(
+        &'a self,
+        range: (Bound<&'a [u8]>, Bound<&'a [u8]>),
+    ) -> impl Iterator<Item = Record<'a>> + 'a {
+        self.ordered
+            .range::<[u8], _>(range)
+            .filter_map(|k| self.entry(k.as_slice()))
+    }
 }
 
 /// The maps behind a read-write lock. The writer holds the write lock only to insert one
@@ -180,31 +214,18 @@ impl Memtable {
         if !writes.is_empty() {
             let mut guard = self.map.write();
             let maps = &mut *guard;
-            maps.index.reserve(writes.len());
+            maps.index.reserve(writes.len(), &maps.arena);
             let mut added = 0usize;
-            let mut removed = 0usize;
             for w in writes {
-                let new_len = w.value.as_ref().map_or(0, Vec::len);
-                let entry = MemEntry {
-                    value: w.value,
-                    operation_id: w.operation_id,
-                };
-                match maps.index.entry(MemKey::new(&w.key)) {
-                    MapEntry::Occupied(mut slot) => {
-                        removed += slot.get().value.as_ref().map_or(0, Vec::len);
-                        added += new_len;
-                        slot.insert(entry);
-                    }
-                    MapEntry::Vacant(slot) => {
-                        let key = slot.key().clone();
-                        added += 2 * key.heap_len() + new_len + ENTRY_OVERHEAD;
-                        slot.insert(entry);
-                        maps.unordered.push(key);
-                    }
+                let value = w.value.as_deref();
+                added += Arena::record_len(&w.key, value);
+                let at = maps.arena.push(&w.key, value, w.operation_id);
+                if maps.index.insert(&w.key, at, &maps.arena).is_none() {
+                    added += KEY_OVERHEAD + MemKey::heap_len_of(&w.key);
+                    maps.unordered.push(at);
                 }
             }
             self.bytes.fetch_add(added, Ordering::Relaxed);
-            self.bytes.fetch_sub(removed, Ordering::Relaxed);
         }
         self.last_event.fetch_max(last_event, Ordering::Release);
     }
@@ -217,9 +238,15 @@ impl Memtable {
                 return maps;
             }
         }
-        let mut maps = self.map.write();
+        let mut guard = self.map.write();
+        let maps = &mut *guard;
         if !maps.unordered.is_empty() {
-            let mut keys = std::mem::take(&mut maps.unordered);
+            let mut keys: Vec<MemKey> = maps
+                .unordered
+                .drain(..)
+                .map(|at| MemKey::new(maps.arena.key(at)))
+                .collect();
+            maps.unordered.shrink_to_fit();
             // Stable and adaptive: keys that arrived in order sort in one pass.
             keys.sort();
             if maps.ordered.is_empty() {
@@ -229,11 +256,11 @@ impl Memtable {
                 maps.ordered.extend(keys);
             }
         }
-        RwLockWriteGuard::downgrade(maps)
+        RwLockWriteGuard::downgrade(guard)
     }
 
     pub(crate) fn get(&self, key: &[u8]) -> Option<MemEntry> {
-        self.map.read().index.get(key).cloned()
+        self.map.read().entry(key).map(MemEntry::from)
     }
 
     /// The entries with keys in `[start, end)`, in key order, copied out so that no lock is
@@ -247,27 +274,19 @@ impl Memtable {
             }
         }
         let maps = self.ordered();
-        maps.ordered
-            .range::<[u8], _>((lower, upper))
-            .filter_map(|k| {
-                let k = k.as_slice();
-                maps.index.get(k).map(|e| (k.to_vec(), e.clone()))
-            })
+        maps.records((lower, upper))
+            .map(|r| (r.key.to_vec(), MemEntry::from(r)))
             .collect()
     }
 
     /// Every entry as store writes, in key order, for a flush.
     pub(crate) fn to_store_writes(&self) -> Vec<StoreWrite> {
         let maps = self.ordered();
-        maps.ordered
-            .iter()
-            .filter_map(|k| {
-                let k = k.as_slice();
-                maps.index.get(k).map(|e| StoreWrite {
-                    key: k.to_vec(),
-                    value: e.value.clone(),
-                    operation_id: e.operation_id,
-                })
+        maps.records((Bound::Unbounded, Bound::Unbounded))
+            .map(|r| StoreWrite {
+                key: r.key.to_vec(),
+                value: r.value.map(<[u8]>::to_vec),
+                operation_id: r.operation_id,
             })
             .collect()
     }
@@ -277,7 +296,7 @@ impl Memtable {
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.map.read().index.is_empty()
+        self.len() == 0
     }
 
     pub(crate) fn bytes(&self) -> usize {
@@ -317,7 +336,7 @@ mod tests {
             .collect();
         assert_eq!(keys, vec![b"b".to_vec(), b"c".to_vec()]);
         assert!(m.range(Some(b"c"), Some(b"a")).is_empty());
-        assert!(m.bytes() >= 3 * ENTRY_OVERHEAD);
+        assert!(m.bytes() >= 3 * KEY_OVERHEAD);
     }
 
     #[test]
