@@ -25,7 +25,7 @@ use azoth_core::{
     StoreStats, StoreWrite, VersionedValue, prefix_successor,
 };
 use heed::types::Bytes;
-use heed::{CommitOrAbort, CompactionOption, Database};
+use heed::{CommitOrAbort, CompactionOption, Database, PutFlags};
 use parking_lot::{Mutex, RwLock};
 
 use crate::env::{EnvConfig, LmdbEnv, StaticTxn};
@@ -242,6 +242,14 @@ fn key_order(writes: &[StoreWrite]) -> Vec<usize> {
     order
 }
 
+/// Whether `writes`, taken in `order`, are all puts with strictly ascending keys.
+fn are_ascending_puts(writes: &[StoreWrite], order: &[usize]) -> bool {
+    writes.iter().all(|w| w.value.is_some())
+        && order
+            .windows(2)
+            .all(|w| writes[w[0]].key < writes[w[1]].key)
+}
+
 /// Refuses keys LMDB cannot hold, before LMDB sees them.
 fn check_key(key: &[u8]) -> Result<()> {
     if key.is_empty() {
@@ -300,8 +308,28 @@ impl CanonicalStore for LmdbStore {
         let _apply = self.apply_lock.lock();
         let live = self.live();
         let (state, metadata, system) = (live.state, live.metadata, live.system);
+        let ascending_puts = are_ascending_puts(&batch.writes, &order);
+        let mut staged = Vec::new();
         live.env.write(|txn| {
+            // Puts of keys past the last stored one (time-ordered or sequential keys, the bulk
+            // of a flush) append: LMDB fills each page and searches no tree. Half-full pages
+            // and a search from the root per key were most of a flush's cost.
+            let append = ascending_puts
+                && match (state.last(txn)?, order.first()) {
+                    (Some((last, _)), Some(&i)) => batch.writes[i].key.as_slice() > last,
+                    (None, _) => true,
+                    (_, None) => false,
+                };
             for write in order.iter().map(|&i| &batch.writes[i]) {
+                if append {
+                    if let Some(v) = &write.value {
+                        staged.clear();
+                        staged.extend_from_slice(&value::header(write.operation_id));
+                        staged.extend_from_slice(v);
+                        state.put_with_flags(txn, PutFlags::APPEND, &write.key, &staged)?;
+                        continue;
+                    }
+                }
                 match &write.value {
                     Some(v) => {
                         let header = value::header(write.operation_id);

@@ -1,5 +1,5 @@
 //! Model-based test of `LmdbStore` against `azoth_core::MemoryStore`: random batches (with
-//! repeated keys and deletes) applied to a store that starts with a 1 MiB map, interleaved
+//! repeated keys and deletes) and runs of ascending puts (which the store may append) applied to a store that starts with a 1 MiB map, interleaved
 //! with compactions and reopenings; point reads, ranges, prefixes, the checkpoint and stats
 //! must agree after every step. `AZOTH_MODEL_CASES` sets the number of cases (default 16).
 
@@ -18,6 +18,10 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         8 => proptest::collection::vec((0u8..4, any::<u8>(), proptest::option::weighted(0.8, 0u16..3000)), 0..60)
             .prop_map(Op::Apply),
+        // Puts of ascending keys: past every stored key (the store appends) or among them.
+        4 => (0u8..4, any::<u8>(), 1u8..60, 0u16..300).prop_map(|(prefix, start, n, len)| {
+            Op::Apply((start..=start.saturating_add(n)).map(|k| (prefix, k, Some(len))).collect())
+        }),
         1 => Just(Op::Compact),
         1 => Just(Op::Reopen),
     ]
