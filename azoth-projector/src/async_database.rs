@@ -117,14 +117,22 @@ impl AsyncDatabase {
 
     /// Hands `drafts` to the writer as one atomic request and awaits their ids.
     async fn write(&self, drafts: Vec<Draft>) -> DatabaseResult<Vec<OperationId>> {
-        self.db.core_arc().clone().write_task(drafts).await
+        Ok(self
+            .db
+            .core_arc()
+            .clone()
+            .write_task(drafts)
+            .await?
+            .to_vec())
     }
 
     async fn one(&self, draft: Draft) -> DatabaseResult<OperationId> {
-        self.write(vec![draft])
+        self.db
+            .core_arc()
+            .clone()
+            .write_task(vec![draft])
             .await?
-            .into_iter()
-            .next()
+            .first()
             .ok_or_else(|| AzothError::Config("a write returned no id".into()))
     }
 

@@ -171,8 +171,10 @@ impl Database {
         if ops.is_empty() {
             return Ok(Vec::new());
         }
-        self.core()
-            .write(ops.into_iter().map(Draft::Write).collect())
+        Ok(self
+            .core()
+            .write(ops.into_iter().map(Draft::Write).collect())?
+            .to_vec())
     }
 
     /// Appends the application's own event: `kind` names its type, `payload` is its
@@ -208,8 +210,7 @@ impl Database {
 
     fn one(&self, draft: Draft) -> Result<OperationId> {
         let ids = self.core().write(vec![draft])?;
-        ids.into_iter()
-            .next()
+        ids.first()
             .ok_or_else(|| azoth_core::AzothError::Config("a write returned no id".into()))
     }
 

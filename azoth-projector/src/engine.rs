@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use azoth_core::{
     AzothError, CanonicalStore, DatabaseEvent, DirLock, EventId, EventLog, Location, OperationId,
-    Result, StoreWrite, Timestamp, decode_event, encode_event,
+    Result, StoreWrite, Timestamp, decode_event, encode_event_into,
 };
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Mutex, RwLock};
@@ -20,7 +20,7 @@ use crate::stats::LatencyHistogram;
 use crate::subscription::Subscriptions;
 use crate::transaction::ReadSet;
 use crate::view::View;
-use crate::writer::{Draft, GroupCommitter, Outcome, Request, Submitted, Writer};
+use crate::writer::{Draft, GroupCommitter, Ids, Outcome, Request, Submitted, Writer};
 
 /// How many times `memtable_size` replay lets the memtable grow before it flushes. A running
 /// database holds up to twice `memtable_size` in its active memtable (writers then stall for
@@ -30,10 +30,38 @@ use crate::writer::{Draft, GroupCommitter, Outcome, Request, Submitted, Writer};
 /// background flusher takes the memtable down after the open.
 const REPLAY_MEMTABLE_FACTOR: usize = 4;
 
+/// Encoded-event buffers kept for the next group, at most this many...
+const SPARE_BUFFERS: usize = 1024;
+/// ...and none larger than this, so that one large event does not stay allocated.
+const SPARE_BUFFER_BYTES: usize = 4096;
+
 /// What only the group leader touches (and `rebuild_view`, to hold writers off).
 pub(crate) struct Clock {
     pub(crate) next_id: EventId,
     last_timestamp: Timestamp,
+    /// The group's encoded events, and its writes to the view: kept from group to group so
+    /// that a commit allocates nothing for them.
+    encoded: Vec<Vec<u8>>,
+    writes: Vec<StoreWrite>,
+    /// Encoding buffers of earlier groups, for the next one's events.
+    spare: Vec<Vec<u8>>,
+}
+
+impl Clock {
+    /// An empty buffer to encode an event into.
+    fn buffer(&mut self) -> Vec<u8> {
+        self.spare.pop().unwrap_or_default()
+    }
+
+    /// Keeps the group's encoding buffers (those the subscriptions did not take) for the next.
+    fn recycle(&mut self) {
+        for mut buf in self.encoded.drain(..) {
+            if self.spare.len() < SPARE_BUFFERS && buf.capacity() <= SPARE_BUFFER_BYTES {
+                buf.clear();
+                self.spare.push(buf);
+            }
+        }
+    }
 }
 
 pub(crate) struct Core {
@@ -143,6 +171,9 @@ impl Core {
             clock: Mutex::new(Clock {
                 next_id,
                 last_timestamp,
+                encoded: Vec::new(),
+                writes: Vec::new(),
+                spare: Vec::new(),
             }),
             closed: AtomicBool::new(false),
             write_latency: LatencyHistogram::new(),
@@ -215,13 +246,7 @@ impl Core {
     pub(crate) fn write(&self, drafts: Vec<Draft>) -> Outcome {
         self.check_open()?;
         let timing = self.write_latency.start();
-        let outcome = self.writer.submit(
-            Request {
-                drafts,
-                reads: None,
-            },
-            self,
-        );
+        let outcome = self.writer.submit(Request::new(drafts, None), self);
         self.write_latency.finish(timing);
         outcome
     }
@@ -234,10 +259,7 @@ impl Core {
     pub(crate) async fn write_task(self: Arc<Self>, drafts: Vec<Draft>) -> Outcome {
         self.check_open()?;
         let timing = self.write_latency.start();
-        let request = Request {
-            drafts,
-            reads: None,
-        };
+        let request = Request::new(drafts, None);
         let outcome = match self.writer.submit_task(request) {
             Submitted::Queued(rx) => rx.await.unwrap_or(Err(AzothError::Closed)),
             Submitted::Refused(e) => Err(e),
@@ -276,13 +298,7 @@ impl Core {
     pub(crate) fn write_validated(&self, drafts: Vec<Draft>, reads: ReadSet) -> Outcome {
         self.check_open()?;
         let timing = self.write_latency.start();
-        let outcome = self.writer.submit(
-            Request {
-                drafts,
-                reads: Some(reads),
-            },
-            self,
-        );
+        let outcome = self.writer.submit(Request::new(drafts, Some(reads)), self);
         self.write_latency.finish(timing);
         outcome
     }
@@ -379,15 +395,21 @@ impl Core {
 impl GroupCommitter for Core {
     /// Gives the group dense ids and one timestamp, encodes and projects each request's
     /// events (a request whose projection fails is left out, alone), appends the group as
-    /// one block (the log syncs per its `SyncMode`), applies it to the memtable, and returns
-    /// each request's ids. If the append fails, every request of the group fails and nothing
-    /// is applied.
-    fn commit_group(&self, group: Vec<Request>) -> Vec<Outcome> {
+    /// one block (the log syncs per its `SyncMode`), applies it to the memtable, and leaves
+    /// each request its ids. If the append fails, every request of the group fails and
+    /// nothing is applied.
+    fn commit_group(&self, group: &mut [Request]) {
         let log = match self.log() {
             Ok(log) => log,
-            Err(e) => return group.iter().map(|_| Err(share_error(&e))).collect(),
+            Err(e) => {
+                for request in group {
+                    request.outcome = Some(Err(share_error(&e)));
+                }
+                return;
+            }
         };
-        let mut clock = self.clock.lock();
+        let mut guard = self.clock.lock();
+        let clock = &mut *guard;
         let timestamp = now_micros().max(clock.last_timestamp);
         let first = clock.next_id;
         let mut next = first;
@@ -396,60 +418,72 @@ impl GroupCommitter for Core {
             view: &self.view,
             max_value_len: self.config.max_value_len,
         };
-        let total: usize = group.iter().map(|r| r.drafts.len()).sum();
-        let mut encoded: Vec<Vec<u8>> = Vec::with_capacity(total);
-        let mut writes: Vec<StoreWrite> = Vec::with_capacity(total);
-        let mut outcomes: Vec<Outcome> = Vec::with_capacity(group.len());
-        for request in group {
+        let mut encoded = std::mem::take(&mut clock.encoded);
+        let mut writes = std::mem::take(&mut clock.writes);
+        for request in group.iter_mut() {
             // Against the view and the writes staged before it in this group: the clock is
             // held, so nothing else changes either until this group is applied.
             if let Some(reads) = &request.reads {
                 if let Err(e) = reads.validate(&self.view, &writes) {
-                    outcomes.push(Err(e));
+                    request.outcome = Some(Err(e));
                     continue;
                 }
             }
-            let mark = (encoded.len(), writes.len(), next);
-            let mut ids = Vec::with_capacity(request.drafts.len());
-            let staged: Result<()> = request.drafts.into_iter().try_for_each(|draft| {
-                let id = OperationId::new(timestamp, next);
-                let event = draft.into_event(id);
-                encoded.push(encode_event(&event)?);
-                projector.project(event, &mut writes)?;
-                ids.push(id);
-                next += 1;
-                Ok(())
-            });
-            match staged {
-                Ok(()) => outcomes.push(Ok(ids)),
+            let mark = (encoded.len(), writes.len());
+            let start = next;
+            let staged: Result<()> = std::mem::take(&mut request.drafts)
+                .into_iter()
+                .try_for_each(|draft| {
+                    let event = draft.into_event(OperationId::new(timestamp, next));
+                    let mut buf = clock.buffer();
+                    encode_event_into(&event, &mut buf)?;
+                    encoded.push(buf);
+                    projector.project(event, &mut writes)?;
+                    next += 1;
+                    Ok(())
+                });
+            request.outcome = Some(match staged {
+                Ok(()) => Ok(Ids {
+                    timestamp,
+                    first: start,
+                    count: next - start,
+                }),
                 Err(e) => {
                     encoded.truncate(mark.0);
                     writes.truncate(mark.1);
-                    next = mark.2;
-                    outcomes.push(Err(e));
+                    next = start;
+                    Err(e)
                 }
-            }
+            });
         }
-        if encoded.is_empty() {
-            return outcomes;
+        clock.encoded = encoded;
+        if clock.encoded.is_empty() {
+            clock.writes = writes;
+            return;
         }
-        if let Err(e) = log.append_batch_with_ids(first, &encoded) {
+        if let Err(e) = log.append_batch_with_ids(first, &clock.encoded) {
             tracing::error!(error = %e, first, "appending a commit group failed");
             clock.next_id = log.next_event_id().unwrap_or(first);
-            return outcomes
-                .into_iter()
-                .map(|o| o.and_then(|_| Err(share_error(&e))))
-                .collect();
+            clock.encoded.clear();
+            writes.clear();
+            clock.writes = writes;
+            for request in group {
+                if let Some(Ok(_)) = request.outcome {
+                    request.outcome = Some(Err(share_error(&e)));
+                }
+            }
+            return;
         }
-        self.view.apply(writes, next - 1);
+        self.view.apply(&mut writes, next - 1);
+        clock.writes = writes;
         clock.next_id = next;
         clock.last_timestamp = timestamp;
         // Under the clock, so groups reach subscribers in id order; never blocks.
-        self.subscriptions.publish(first, encoded);
-        drop(clock);
+        self.subscriptions.publish(first, &mut clock.encoded);
+        clock.recycle();
+        drop(guard);
         self.events_committed
             .fetch_add(next - first, Ordering::Relaxed);
         self.after_group();
-        outcomes
     }
 }

@@ -247,7 +247,7 @@ impl Database {
             COMPACTION_LEVEL_VIEW
         };
         let ids = core.write(vec![Draft::Compaction { level }])?;
-        let operation_id = ids.into_iter().next().ok_or_else(|| {
+        let operation_id = ids.first().ok_or_else(|| {
             AzothError::Config(
                 "the compaction event was not written: the writer returned no operation id".into(),
             )

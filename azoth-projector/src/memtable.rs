@@ -208,15 +208,15 @@ impl Memtable {
         }
     }
 
-    /// Inserts one group's writes in order (a later write of a key wins) and records the
-    /// group's last event.
-    pub(crate) fn apply(&self, writes: Vec<StoreWrite>, last_event: EventId) {
+    /// Inserts one group's writes in order (a later write of a key wins), leaving `writes`
+    /// empty for the caller to reuse, and records the group's last event.
+    pub(crate) fn apply(&self, writes: &mut Vec<StoreWrite>, last_event: EventId) {
         if !writes.is_empty() {
             let mut guard = self.map.write();
             let maps = &mut *guard;
-            maps.index.reserve(writes.len(), &maps.arena);
+            maps.index.reserve(writes.len());
             let mut added = 0usize;
-            for w in writes {
+            for w in writes.drain(..) {
                 let value = w.value.as_deref();
                 added += Arena::record_len(&w.key, value);
                 let at = maps.arena.push(&w.key, value, w.operation_id);
@@ -323,8 +323,8 @@ mod tests {
     #[test]
     fn later_writes_win_and_tombstones_stay() {
         let m = Memtable::new(0);
-        m.apply(vec![w("a", Some("1"), 1), w("b", Some("2"), 2)], 2);
-        m.apply(vec![w("a", None, 3), w("c", Some("3"), 4)], 4);
+        m.apply(&mut vec![w("a", Some("1"), 1), w("b", Some("2"), 2)], 2);
+        m.apply(&mut vec![w("a", None, 3), w("c", Some("3"), 4)], 4);
         assert_eq!(m.get(b"a").unwrap().value, None);
         assert_eq!(m.get(b"b").unwrap().value.as_deref(), Some(&b"2"[..]));
         assert_eq!(m.len(), 3);
@@ -344,7 +344,7 @@ mod tests {
         let m = Memtable::new(0);
         let mut model = std::collections::BTreeMap::new();
         for round in 0..20u64 {
-            let writes: Vec<StoreWrite> = (0..50u64)
+            let mut writes: Vec<StoreWrite> = (0..50u64)
                 .map(|i| {
                     let k = (i * 7919 + round * 31) % 300;
                     let key = if k % 3 == 0 {
@@ -357,7 +357,7 @@ mod tests {
                     w(&key, value.as_deref(), round * 100 + i + 1)
                 })
                 .collect();
-            m.apply(writes, round);
+            m.apply(&mut writes, round);
             if round % 3 == 0 {
                 let got: Vec<(Vec<u8>, Option<Vec<u8>>)> = m
                     .range(None, None)
@@ -378,7 +378,7 @@ mod tests {
     #[test]
     fn an_empty_group_still_moves_the_checkpoint() {
         let m = Memtable::new(5);
-        m.apply(Vec::new(), 9);
+        m.apply(&mut Vec::new(), 9);
         assert!(m.is_empty());
         assert_eq!(m.last_event(), 9);
     }
@@ -416,7 +416,7 @@ mod tests {
         let long_b = format!("{}b", "a".repeat(INLINE_KEY));
         let m = Memtable::new(0);
         m.apply(
-            vec![
+            &mut vec![
                 w(&long_b, Some("2"), 1),
                 w("ab", Some("1"), 2),
                 w(&long_a, Some("3"), 3),

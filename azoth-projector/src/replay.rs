@@ -42,7 +42,7 @@ pub(crate) fn replay(
         expected += 1;
         in_chunk += 1;
         if in_chunk == REPLAY_CHUNK {
-            view.apply(std::mem::take(&mut writes), id);
+            view.apply(&mut writes, id);
             in_chunk = 0;
             after_chunk(view)?;
         }
@@ -54,7 +54,7 @@ pub(crate) fn replay(
         ));
     }
     if in_chunk > 0 {
-        view.apply(writes, to - 1);
+        view.apply(&mut writes, to - 1);
     }
     Ok(to - from)
 }

@@ -306,14 +306,15 @@ impl Subscriptions {
     /// Sends a committed group to every live subscription. Never blocks: a full channel marks
     /// its subscription lagging, and it reads the group from the log instead. The caller
     /// holds the commit clock, so groups are published in id order.
-    pub(crate) fn publish(&self, first: EventId, events: Vec<Vec<u8>>) {
+    pub(crate) fn publish(&self, first: EventId, events: &mut Vec<Vec<u8>>) {
         let live = self.live.read();
         if live.is_empty() || events.is_empty() {
+            // Left to the caller, who reuses the buffers.
             return;
         }
         let batch = Batch {
             first,
-            events: Arc::new(events),
+            events: Arc::new(std::mem::take(events)),
         };
         for sub in live.iter() {
             if sub.shared.lagging.load(Ordering::Acquire) {

@@ -278,9 +278,9 @@ impl Transaction {
         let drafts = ops.into_iter().map(Draft::Write).collect();
         if reads.is_empty() {
             // Blind writes depend on nothing: a plain atomic batch.
-            return core.write(drafts);
+            return Ok(core.write(drafts)?.to_vec());
         }
-        core.write_validated(drafts, reads)
+        Ok(core.write_validated(drafts, reads)?.to_vec())
     }
 
     /// Discards the transaction: nothing is written. The same as dropping it.

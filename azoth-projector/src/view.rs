@@ -56,7 +56,7 @@ impl View {
 
     /// Applies one group's writes to the active memtable. Holding the tables' read lock keeps
     /// a freeze from splitting the group between two memtables.
-    pub(crate) fn apply(&self, writes: Vec<StoreWrite>, last_event: EventId) {
+    pub(crate) fn apply(&self, writes: &mut Vec<StoreWrite>, last_event: EventId) {
         let tables = self.tables.read();
         tables.active.apply(writes, last_event);
     }

@@ -17,7 +17,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use azoth_core::{AzothError, Key, Operation, OperationId, Result};
+use azoth_core::{AzothError, EventId, Key, Operation, OperationId, Result, Timestamp};
 use parking_lot::{Condvar, Mutex};
 
 /// One event a request wants logged; ids and the timestamp are given at commit.
@@ -31,19 +31,63 @@ pub(crate) enum Draft {
 
 /// What one caller asks to commit atomically: its drafts become consecutive events of one
 /// block. A transaction's read set comes along; the committer validates it inside the group,
-/// before the group's ids are given.
+/// before the group's ids are given. The committer takes the drafts and leaves the outcome.
 #[derive(Debug)]
 pub(crate) struct Request {
     pub(crate) drafts: Vec<Draft>,
     pub(crate) reads: Option<crate::transaction::ReadSet>,
+    pub(crate) outcome: Option<Outcome>,
 }
 
-/// The outcome of one request: the ids of its events, in order.
-pub(crate) type Outcome = Result<Vec<OperationId>>;
+impl Request {
+    pub(crate) fn new(drafts: Vec<Draft>, reads: Option<crate::transaction::ReadSet>) -> Self {
+        Self {
+            drafts,
+            reads,
+            outcome: None,
+        }
+    }
 
-/// Commits a group of requests: one outcome per request, in order. Must not panic.
+    /// The outcome the committer left, or an error saying it left none.
+    fn take_outcome(&mut self) -> Outcome {
+        self.outcome.take().unwrap_or_else(|| {
+            Err(AzothError::Config(
+                "the commit group left a request without an outcome".into(),
+            ))
+        })
+    }
+}
+
+/// The ids a request's events were given: consecutive sequences under one commit timestamp
+/// (a request is one block). Carried as a range, so that acknowledging a write allocates
+/// nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ids {
+    pub(crate) timestamp: Timestamp,
+    pub(crate) first: EventId,
+    pub(crate) count: u64,
+}
+
+impl Ids {
+    /// The id of the request's first event; `None` for a request of no events.
+    pub(crate) fn first(self) -> Option<OperationId> {
+        (self.count > 0).then(|| OperationId::new(self.timestamp, self.first))
+    }
+
+    /// Every id, in order.
+    pub(crate) fn to_vec(self) -> Vec<OperationId> {
+        (self.first..self.first + self.count)
+            .map(|sequence| OperationId::new(self.timestamp, sequence))
+            .collect()
+    }
+}
+
+/// The outcome of one request: the ids of its events.
+pub(crate) type Outcome = Result<Ids>;
+
+/// Commits a group of requests, leaving each its outcome. Must not panic.
 pub(crate) trait GroupCommitter {
-    fn commit_group(&self, group: Vec<Request>) -> Vec<Outcome>;
+    fn commit_group(&self, group: &mut [Request]);
 }
 
 enum WaitState {
@@ -192,15 +236,9 @@ impl Writer {
             // case of a single writer. Callers arriving meanwhile queue and are led next.
             queue.leader_active = true;
             drop(queue);
-            let outcome = committer
-                .commit_group(vec![request])
-                .into_iter()
-                .next()
-                .unwrap_or_else(|| {
-                    Err(AzothError::Config(
-                        "commit group returned too few outcomes".into(),
-                    ))
-                });
+            let mut request = request;
+            committer.commit_group(std::slice::from_mut(&mut request));
+            let outcome = request.take_outcome();
             self.groups.fetch_add(1, Ordering::Relaxed);
             self.requests.fetch_add(1, Ordering::Relaxed);
             self.pass_leadership(committer);
@@ -268,19 +306,14 @@ impl Writer {
             taken
         };
         let n = taken.len();
-        let (requests, notifies): (Vec<Request>, Vec<Notify>) =
+        let (mut requests, notifies): (Vec<Request>, Vec<Notify>) =
             taken.into_iter().map(|p| (p.request, p.notify)).unzip();
-        let outcomes = committer.commit_group(requests);
+        committer.commit_group(&mut requests);
         self.groups.fetch_add(1, Ordering::Relaxed);
         self.requests.fetch_add(n as u64, Ordering::Relaxed);
-        let mut outcomes = outcomes.into_iter();
         let mut mine = None;
-        for notify in notifies {
-            let outcome = outcomes.next().unwrap_or_else(|| {
-                Err(AzothError::Config(
-                    "commit group returned too few outcomes".into(),
-                ))
-            });
+        for (request, notify) in requests.iter_mut().zip(notifies) {
+            let outcome = request.take_outcome();
             match notify {
                 Notify::Thread(waiter) if me.is_some_and(|me| Arc::ptr_eq(&waiter, me)) => {
                     mine = Some(outcome);
@@ -354,27 +387,44 @@ mod tests {
     }
 
     impl GroupCommitter for Counter {
-        fn commit_group(&self, group: Vec<Request>) -> Vec<Outcome> {
+        fn commit_group(&self, group: &mut [Request]) {
             self.max_group
                 .fetch_max(group.len() as u64, Ordering::Relaxed);
             std::thread::yield_now();
-            group
-                .into_iter()
-                .map(|r| {
-                    Ok(r.drafts
-                        .iter()
-                        .map(|_| OperationId::new(0, self.next.fetch_add(1, Ordering::SeqCst)))
-                        .collect())
-                })
-                .collect()
+            for r in group {
+                let count = r.drafts.len() as u64;
+                r.outcome = Some(Ok(Ids {
+                    timestamp: 0,
+                    first: self.next.fetch_add(count, Ordering::SeqCst),
+                    count,
+                }));
+            }
         }
     }
 
     fn put() -> Request {
-        Request {
-            drafts: vec![Draft::Compaction { level: 0 }],
-            reads: None,
-        }
+        Request::new(vec![Draft::Compaction { level: 0 }], None)
+    }
+
+    #[test]
+    fn ids_are_consecutive_under_one_timestamp() {
+        let ids = Ids {
+            timestamp: 7,
+            first: 10,
+            count: 3,
+        };
+        assert_eq!(ids.first(), Some(OperationId::new(7, 10)));
+        assert_eq!(
+            ids.to_vec(),
+            vec![
+                OperationId::new(7, 10),
+                OperationId::new(7, 11),
+                OperationId::new(7, 12)
+            ]
+        );
+        let none = Ids { count: 0, ..ids };
+        assert_eq!(none.first(), None);
+        assert!(none.to_vec().is_empty());
     }
 
     #[test]
@@ -410,7 +460,7 @@ mod tests {
                                 Submitted::Refused(e) => panic!("refused: {e}"),
                             }
                         };
-                        ids.lock().push(got[0].sequence);
+                        ids.lock().push(got.first);
                     }
                 });
             }
@@ -437,8 +487,8 @@ mod tests {
                 s.spawn(|| {
                     for _ in 0..200 {
                         let got = writer.submit(put(), &committer).unwrap();
-                        assert_eq!(got.len(), 1);
-                        ids.lock().push(got[0].sequence);
+                        assert_eq!(got.count, 1);
+                        ids.lock().push(got.first);
                     }
                 });
             }

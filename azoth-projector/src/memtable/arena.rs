@@ -27,8 +27,6 @@ const HEADER: usize = 32;
 const TOMBSTONE: u64 = u64::MAX;
 
 /// Where a record starts: its chunk (high bits) and its offset in the chunk (low 20 bits).
-/// Fits in 48 bits for up to 2^28 chunks, so the index can keep 16 bits of hash beside it:
-/// a memtable would need over 256 TiB of records to reach that.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RecordRef(u64);
 

@@ -1,11 +1,11 @@
 //! [`Index`]: the memtable's hash index from key to its newest record in the arena.
 //!
-//! Open addressing with linear probing over one array of 8-byte slots, each holding 16 bits
-//! of the key's hash beside the record's reference. A lookup reads one slot (usually one
-//! cache line) and then the record, whose key and value sit together; a general-purpose map
-//! would read a control byte, then a wide slot, then a separate value. Keys are never
-//! removed from a memtable (a delete is a tombstone record), so probing needs no deletion
-//! marks.
+//! Open addressing with linear probing over one array of 16-byte slots, each holding the
+//! key's hash beside the record's reference. A lookup reads one slot (usually one cache
+//! line) and then the record, whose key and value sit together; a general-purpose map would
+//! read a control byte, then a wide slot, then a separate value. Growing moves slots by
+//! their stored hash without reading a key. Keys are never removed from a memtable (a delete
+//! is a tombstone record), so probing needs no deletion marks.
 
 use std::hash::BuildHasher;
 
@@ -14,15 +14,24 @@ use super::arena::{Arena, RecordRef};
 /// Slots start at this many, and double when more than half are taken.
 const INITIAL_SLOTS: usize = 1024;
 
-/// An empty slot. An occupied slot is never 0: its tag always has the low bit set.
-const EMPTY: u64 = 0;
+/// One slot: a key's hash and its newest record.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    hash: u64,
+    record: u64,
+}
 
-const REF_BITS: u32 = 48;
-const REF_MASK: u64 = (1 << REF_BITS) - 1;
+/// No record has these bits (a chunk index that large is never reached).
+const NO_RECORD: u64 = u64::MAX;
+
+const EMPTY: Slot = Slot {
+    hash: 0,
+    record: NO_RECORD,
+};
 
 #[derive(Debug)]
 pub(crate) struct Index {
-    slots: Vec<u64>,
+    slots: Vec<Slot>,
     len: usize,
     hasher: foldhash::fast::RandomState,
 }
@@ -52,21 +61,15 @@ impl Index {
         self.hasher.hash_one(key)
     }
 
-    /// The slot's tag for `hash`: its top 16 bits, low bit set so that no slot is `EMPTY`.
-    fn tag(hash: u64) -> u64 {
-        ((hash >> REF_BITS) | 1) << REF_BITS
-    }
-
     fn probe(&self, key: &[u8], hash: u64, arena: &Arena) -> Probe {
         let mask = self.slots.len() - 1;
-        let tag = Self::tag(hash);
         let mut at = hash as usize & mask;
         loop {
             let slot = self.slots[at];
-            if slot == EMPTY {
+            if slot.record == NO_RECORD {
                 return Probe::Vacant(at);
             }
-            if slot & !REF_MASK == tag && arena.key(RecordRef::from_bits(slot & REF_MASK)) == key {
+            if slot.hash == hash && arena.key(RecordRef::from_bits(slot.record)) == key {
                 return Probe::Found(at);
             }
             at = (at + 1) & mask;
@@ -76,7 +79,7 @@ impl Index {
     /// The newest record of `key`.
     pub(crate) fn get(&self, key: &[u8], arena: &Arena) -> Option<RecordRef> {
         match self.probe(key, self.hash(key), arena) {
-            Probe::Found(at) => Some(RecordRef::from_bits(self.slots[at] & REF_MASK)),
+            Probe::Found(at) => Some(RecordRef::from_bits(self.slots[at].record)),
             Probe::Vacant(_) => None,
         }
     }
@@ -92,15 +95,18 @@ impl Index {
         let hash = self.hash(key);
         match self.probe(key, hash, arena) {
             Probe::Found(at) => {
-                let old = RecordRef::from_bits(self.slots[at] & REF_MASK);
-                self.slots[at] = Self::tag(hash) | record.to_bits();
+                let old = RecordRef::from_bits(self.slots[at].record);
+                self.slots[at].record = record.to_bits();
                 Some(old)
             }
             Probe::Vacant(at) => {
-                self.slots[at] = Self::tag(hash) | record.to_bits();
+                self.slots[at] = Slot {
+                    hash,
+                    record: record.to_bits(),
+                };
                 self.len += 1;
                 if self.len * 2 > self.slots.len() {
-                    self.grow(arena);
+                    self.grow();
                 }
                 None
             }
@@ -109,22 +115,20 @@ impl Index {
 
     /// Makes room for `more` keys beyond those indexed, so that a group's inserts rehash at
     /// most once.
-    pub(crate) fn reserve(&mut self, more: usize, arena: &Arena) {
+    pub(crate) fn reserve(&mut self, more: usize) {
         while (self.len + more) * 2 > self.slots.len() {
-            self.grow(arena);
+            self.grow();
         }
     }
 
-    /// Doubles the slots, placing every key again (its hash is computed anew from the key in
-    /// the arena: the slot keeps only 16 bits of it).
-    fn grow(&mut self, arena: &Arena) {
+    /// Doubles the slots, placing every key again by its stored hash.
+    fn grow(&mut self) {
         let doubled = vec![EMPTY; self.slots.len() * 2];
         let old = std::mem::replace(&mut self.slots, doubled);
         let mask = self.slots.len() - 1;
-        for slot in old.into_iter().filter(|&s| s != EMPTY) {
-            let hash = self.hash(arena.key(RecordRef::from_bits(slot & REF_MASK)));
-            let mut at = hash as usize & mask;
-            while self.slots[at] != EMPTY {
+        for slot in old.into_iter().filter(|s| s.record != NO_RECORD) {
+            let mut at = slot.hash as usize & mask;
+            while self.slots[at].record != NO_RECORD {
                 at = (at + 1) & mask;
             }
             self.slots[at] = slot;
