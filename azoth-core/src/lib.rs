@@ -67,7 +67,8 @@ pub use log_unit::{LogUnit, UnitState};
 pub use memory_log::MemoryEventLog;
 pub use memory_store::MemoryStore;
 pub use store::{
-    CanonicalStore, StoreBatch, StoreIter, StoreStats, StoreWrite, VersionedValue, prefix_successor,
+    CanonicalStore, SortedWrites, StoreBatch, StoreIter, StoreStats, StoreWrite, StoreWriteRef,
+    VersionedValue, prefix_successor,
 };
 pub use sync_mode::SyncMode;
 pub use types::{

@@ -34,6 +34,36 @@ pub struct StoreBatch {
     pub metadata: Vec<(String, Option<Vec<u8>>)>,
 }
 
+/// One change, borrowed: what [`SortedWrites`] lends a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreWriteRef<'a> {
+    /// The key.
+    pub key: &'a [u8],
+    /// The new value, or `None` to delete the key.
+    pub value: Option<&'a [u8]>,
+    /// The operation that made this change.
+    pub operation_id: OperationId,
+}
+
+/// Changes with strictly ascending keys, lent to [`CanonicalStore::apply_sorted`] where they
+/// lie (a flushed memtable), so that a store need not receive a copy of each. A store may
+/// visit them more than once (it retries its transaction after growing its map).
+pub trait SortedWrites {
+    /// How many changes there are.
+    fn len(&self) -> usize;
+
+    /// Whether there are none.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Calls `f` with every change in key order, stopping at and returning its first error.
+    ///
+    /// # Errors
+    /// The first error `f` returns.
+    fn for_each(&self, f: &mut dyn FnMut(StoreWriteRef<'_>) -> Result<()>) -> Result<()>;
+}
+
 /// A lazy, ordered stream of `(key, versioned value)`, owning what it needs (`'static`), so it
 /// can outlive the borrow of the store that made it.
 pub type StoreIter = Box<dyn Iterator<Item = Result<(Key, VersionedValue)>> + Send>;
@@ -74,6 +104,30 @@ pub trait CanonicalStore: Send + Sync {
     /// Applies `batch` (writes, checkpoint, metadata) in one atomic transaction that is
     /// durable when this returns.
     fn apply(&self, batch: &StoreBatch) -> Result<()>;
+
+    /// Applies `writes` (strictly ascending keys) with the new `checkpoint` in one atomic
+    /// transaction that is durable when this returns: the same as [`apply`](Self::apply) of
+    /// a batch of them. Stores override it to read the writes where they lie; this default
+    /// copies them into a [`StoreBatch`].
+    ///
+    /// # Errors
+    /// As [`apply`](Self::apply); nothing is applied on error.
+    fn apply_sorted(&self, writes: &dyn SortedWrites, checkpoint: EventId) -> Result<()> {
+        let mut batch = StoreBatch {
+            writes: Vec::with_capacity(writes.len()),
+            checkpoint: Some(checkpoint),
+            metadata: Vec::new(),
+        };
+        writes.for_each(&mut |w| {
+            batch.writes.push(StoreWrite {
+                key: w.key.to_vec(),
+                value: w.value.map(<[u8]>::to_vec),
+                operation_id: w.operation_id,
+            });
+            Ok(())
+        })?;
+        self.apply(&batch)
+    }
 
     /// The last `EventId` the store reflects; 0 for a new store.
     fn checkpoint(&self) -> Result<EventId>;

@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use azoth_core::{
-    AzothError, CanonicalStore, EventId, Location, MAX_KEY_LEN, Result, StoreBatch, StoreIter,
-    StoreStats, StoreWrite, VersionedValue, prefix_successor,
+    AzothError, CanonicalStore, EventId, Location, MAX_KEY_LEN, Result, SortedWrites, StoreBatch,
+    StoreIter, StoreStats, StoreWrite, StoreWriteRef, VersionedValue, prefix_successor,
 };
 use heed::types::Bytes;
 use heed::{CommitOrAbort, CompactionOption, Database, PutFlags};
@@ -360,6 +360,58 @@ impl CanonicalStore for LmdbStore {
                     }
                 }
             }
+            Ok(())
+        })
+    }
+
+    fn apply_sorted(&self, writes: &dyn SortedWrites, checkpoint: EventId) -> Result<()> {
+        let _apply = self.apply_lock.lock();
+        let live = self.live();
+        let (state, system) = (live.state, live.system);
+        let mut staged = Vec::new();
+        live.env.write(|txn| {
+            // Past the last stored key, puts append (see `apply`); the keys ascend, so once
+            // one is past it every later one is too.
+            let last_stored = state.last(txn)?.map(|(last, _)| last.to_vec());
+            let mut past_end = last_stored.is_none();
+            // LMDB's own errors (a full map is retried after growing it) pass through the
+            // visitor in this slot.
+            let mut lmdb_error: Option<TxnError> = None;
+            let mut put = |w: StoreWriteRef<'_>| -> std::result::Result<(), TxnError> {
+                check_key(w.key)?;
+                let Some(v) = w.value else {
+                    state.delete(txn, w.key)?;
+                    return Ok(());
+                };
+                past_end = past_end || last_stored.as_deref().is_some_and(|last| w.key > last);
+                let header = value::header(w.operation_id);
+                if past_end {
+                    staged.clear();
+                    staged.extend_from_slice(&header);
+                    staged.extend_from_slice(v);
+                    state.put_with_flags(txn, PutFlags::APPEND, w.key, &staged)?;
+                } else {
+                    state.put_reserved(txn, w.key, value::HEADER_LEN + v.len(), |out| {
+                        out.write_all(&header)?;
+                        out.write_all(v)
+                    })?;
+                }
+                Ok(())
+            };
+            let visited = writes.for_each(&mut |w| {
+                put(w).map_err(|e| match e {
+                    TxnError::Azoth(e) => e,
+                    heed => {
+                        lmdb_error = Some(heed);
+                        AzothError::Closed
+                    }
+                })
+            });
+            if let Some(e) = lmdb_error.take() {
+                return Err(e);
+            }
+            visited?;
+            system.put(txn, CHECKPOINT_KEY, &checkpoint.to_be_bytes())?;
             Ok(())
         })
     }

@@ -150,6 +150,67 @@ fn the_map_grows_by_itself() {
     assert_eq!(store.get(b"r07-0123").unwrap().unwrap().value, value);
 }
 
+/// Writes in a `Vec`, lent to `apply_sorted`.
+struct Lent(Vec<StoreWrite>);
+
+impl azoth_core::SortedWrites for Lent {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn for_each(
+        &self,
+        f: &mut dyn FnMut(azoth_core::StoreWriteRef<'_>) -> azoth_core::Result<()>,
+    ) -> azoth_core::Result<()> {
+        self.0.iter().try_for_each(|w| {
+            f(azoth_core::StoreWriteRef {
+                key: &w.key,
+                value: w.value.as_deref(),
+                operation_id: w.operation_id,
+            })
+        })
+    }
+}
+
+#[test]
+fn the_map_grows_under_apply_sorted_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LmdbStoreOptions::default()
+        .map_size(1 << 20)
+        .open(dir.path())
+        .unwrap();
+    let value = vec![0xCD; 1000];
+    let mut seq = 0;
+    // Appended rounds (each past the last key), then a round among the stored keys.
+    for round in (0..20u32).chain([5]) {
+        let writes = (0..500u32)
+            .map(|i| {
+                seq += 1;
+                let key = format!(
+                    "r{round:02}-{i:04}{}",
+                    if round == 5 && seq > 10_000 { "x" } else { "" }
+                );
+                put(key.as_bytes(), &value, seq)
+            })
+            .collect();
+        store.apply_sorted(&Lent(writes), seq).unwrap();
+    }
+    assert_eq!(store.stats().unwrap().entries, 10_500);
+    assert_eq!(store.checkpoint().unwrap(), 10_500);
+    assert_eq!(store.get(b"r19-0499").unwrap().unwrap().value, value);
+    assert_eq!(
+        store
+            .get(b"r05-0007x")
+            .unwrap()
+            .unwrap()
+            .operation_id
+            .sequence,
+        10_008
+    );
+    let keys = keys(store.range(None, None).unwrap());
+    assert!(keys.windows(2).all(|w| w[0] < w[1]));
+}
+
 #[test]
 fn compaction_gives_space_back_and_keeps_data() {
     let dir = tempfile::tempdir().unwrap();

@@ -11,7 +11,9 @@ use std::ops::Bound;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use azoth_core::{EventId, Key, OperationId, StoreWrite, Value};
+use azoth_core::{
+    EventId, Key, OperationId, Result, SortedWrites, StoreWrite, StoreWriteRef, Value,
+};
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use arena::{Arena, Record, RecordRef};
@@ -279,16 +281,9 @@ impl Memtable {
             .collect()
     }
 
-    /// Every entry as store writes, in key order, for a flush.
-    pub(crate) fn to_store_writes(&self) -> Vec<StoreWrite> {
-        let maps = self.ordered();
-        maps.records((Bound::Unbounded, Bound::Unbounded))
-            .map(|r| StoreWrite {
-                key: r.key.to_vec(),
-                value: r.value.map(<[u8]>::to_vec),
-                operation_id: r.operation_id,
-            })
-            .collect()
+    /// Every entry in key order, lent to the store for a flush.
+    pub(crate) fn sorted(&self) -> SortedEntries<'_> {
+        SortedEntries(self.ordered())
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -308,6 +303,30 @@ impl Memtable {
     }
 }
 
+/// A memtable's entries in key order, read in place by [`CanonicalStore::apply_sorted`]
+/// (no copy of each key and value for the flush). Holds the memtable's read lock.
+///
+/// [`CanonicalStore::apply_sorted`]: azoth_core::CanonicalStore::apply_sorted
+pub(crate) struct SortedEntries<'a>(RwLockReadGuard<'a, Maps>);
+
+impl SortedWrites for SortedEntries<'_> {
+    fn len(&self) -> usize {
+        self.0.index.len()
+    }
+
+    fn for_each(&self, f: &mut dyn FnMut(StoreWriteRef<'_>) -> Result<()>) -> Result<()> {
+        self.0
+            .records((Bound::Unbounded, Bound::Unbounded))
+            .try_for_each(|r| {
+                f(StoreWriteRef {
+                    key: r.key,
+                    value: r.value,
+                    operation_id: r.operation_id,
+                })
+            })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,6 +337,17 @@ mod tests {
             value: value.map(|v| v.as_bytes().to_vec()),
             operation_id: OperationId::new(1, seq),
         }
+    }
+
+    fn sorted_keys(m: &Memtable) -> Vec<Vec<u8>> {
+        let mut keys = Vec::new();
+        m.sorted()
+            .for_each(&mut |w| {
+                keys.push(w.key.to_vec());
+                Ok(())
+            })
+            .unwrap();
+        keys
     }
 
     #[test]
@@ -371,8 +401,7 @@ mod tests {
                 assert_eq!(got, want, "round {round}");
             }
         }
-        let keys: Vec<Vec<u8>> = m.to_store_writes().into_iter().map(|w| w.key).collect();
-        assert_eq!(keys, model.keys().cloned().collect::<Vec<_>>());
+        assert_eq!(sorted_keys(&m), model.keys().cloned().collect::<Vec<_>>());
     }
 
     #[test]
@@ -436,10 +465,7 @@ mod tests {
         );
         assert_eq!(m.get(b"ab").unwrap().value.as_deref(), Some(&b"1"[..]));
         assert!(m.get(b"a").is_none());
-        let writes = m.to_store_writes();
-        assert_eq!(
-            writes.iter().map(|w| w.key.clone()).collect::<Vec<_>>(),
-            sorted
-        );
+        assert_eq!(sorted_keys(&m), sorted);
+        assert_eq!(m.sorted().len(), 5);
     }
 }

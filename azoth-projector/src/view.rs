@@ -7,8 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use azoth_core::{
-    AzothError, CanonicalStore, Entry, EventId, EventLog, Key, Result, StoreBatch, StoreIter,
-    StoreWrite,
+    AzothError, CanonicalStore, Entry, EventId, EventLog, Key, Result, StoreIter, StoreWrite,
 };
 use parking_lot::{Mutex, RwLock};
 
@@ -169,11 +168,7 @@ impl View {
             };
             log.sync()?;
             let checkpoint = oldest.last_event();
-            store.apply(&StoreBatch {
-                writes: oldest.to_store_writes(),
-                checkpoint: Some(checkpoint),
-                metadata: Vec::new(),
-            })?;
+            store.apply_sorted(&oldest.sorted(), checkpoint)?;
             self.checkpoint.store(checkpoint, Ordering::Release);
             self.flushes.fetch_add(1, Ordering::Relaxed);
             let mut tables = self.tables.write();

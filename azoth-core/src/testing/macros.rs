@@ -84,6 +84,7 @@ macro_rules! canonical_store_conformance_tests {
                 range_order_and_bounds,
                 scan_prefix_bounds,
                 apply_is_atomic_with_checkpoint,
+                apply_sorted_equals_apply,
                 concurrent_readers_see_whole_applies,
                 metadata,
                 snapshot_iterators,

@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::Harness;
 use crate::error::Result;
-use crate::store::{CanonicalStore, StoreBatch, StoreIter, StoreWrite, VersionedValue};
+use crate::store::{
+    CanonicalStore, SortedWrites, StoreBatch, StoreIter, StoreWrite, StoreWriteRef, VersionedValue,
+};
 use crate::types::{Key, MAX_KEY_LEN, OperationId};
 
 fn ok<T>(what: &str, result: Result<T>) -> T {
@@ -236,6 +238,80 @@ pub fn apply_is_atomic_with_checkpoint<S: CanonicalStore + 'static>(h: &Harness<
     );
     assert_eq!(ok("checkpoint", store.checkpoint()), 3);
     assert_eq!(ok("stats", store.stats()).entries, 3);
+}
+
+/// Writes in a `Vec`, lent as [`SortedWrites`].
+struct Lent(Vec<StoreWrite>);
+
+impl SortedWrites for Lent {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn for_each(&self, f: &mut dyn FnMut(StoreWriteRef<'_>) -> Result<()>) -> Result<()> {
+        self.0.iter().try_for_each(|w| {
+            f(StoreWriteRef {
+                key: &w.key,
+                value: w.value.as_deref(),
+                operation_id: w.operation_id,
+            })
+        })
+    }
+}
+
+/// `apply_sorted` leaves the store as `apply` of the same writes would, whether the keys lie
+/// before, among or after the stored ones (and then appended), with deletes among them; it
+/// sets the checkpoint.
+pub fn apply_sorted_equals_apply<S: CanonicalStore + 'static>(h: &Harness<S>) {
+    let store = h.open();
+    let mut seq = 0;
+    let mut batch = |keys: &[&str], delete_every: usize| -> Vec<StoreWrite> {
+        keys.iter()
+            .enumerate()
+            .map(|(i, k)| {
+                seq += 1;
+                if delete_every > 0 && i % delete_every == 0 {
+                    delete(k.as_bytes(), seq)
+                } else {
+                    put(k.as_bytes(), format!("v{seq}").as_bytes(), seq)
+                }
+            })
+            .collect()
+    };
+    let rounds = [
+        batch(&["m1", "m2", "m3"], 0),
+        batch(&["m4", "m5", "m6", "m7"], 0),
+        batch(&["a1", "m2", "m25", "m3", "n1", "n2"], 0),
+        batch(&["b", "m1", "m6", "o1", "o2", "o3"], 2),
+        batch(&["p1", "p2", "p3"], 3),
+        batch(&[], 0),
+    ];
+    let mut expected: std::collections::BTreeMap<Key, VersionedValue> = Default::default();
+    for (checkpoint, writes) in (1..).zip(rounds) {
+        for w in &writes {
+            match &w.value {
+                Some(v) => expected.insert(
+                    w.key.clone(),
+                    VersionedValue {
+                        value: v.clone(),
+                        operation_id: w.operation_id,
+                    },
+                ),
+                None => expected.remove(&w.key),
+            };
+        }
+        ok(
+            "apply_sorted",
+            store.apply_sorted(&Lent(writes), checkpoint),
+        );
+        assert_eq!(ok("checkpoint", store.checkpoint()), checkpoint);
+        let got = drain(store.range(None, None));
+        let want: Vec<(Key, VersionedValue)> = expected.clone().into_iter().collect();
+        assert_eq!(got, want, "after round {checkpoint}");
+        for (k, v) in &want {
+            assert_eq!(ok("get", store.get(k)).as_ref(), Some(v));
+        }
+    }
 }
 
 /// Readers on other threads never see an `apply` in part: every batch sets the keys `a` and
