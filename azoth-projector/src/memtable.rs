@@ -5,7 +5,7 @@ mod arena;
 mod index;
 
 use std::borrow::Borrow;
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::ops::Bound;
 use std::sync::Arc;
@@ -25,6 +25,10 @@ use index::Index;
 /// entries still count toward the flush threshold. Every record counts in full, overwritten
 /// or not: the arena keeps them until the memtable is dropped.
 const KEY_OVERHEAD: usize = 80;
+
+/// Groups of at least this many writes warm the index slots they will touch first (see
+/// [`Index::warm`]).
+const WARM_FROM: usize = 16;
 
 /// Keys up to this many bytes are stored inside the maps' slots, not behind a pointer.
 const INLINE_KEY: usize = 30;
@@ -168,7 +172,9 @@ impl From<Record<'_>> for MemEntry {
 struct Maps {
     arena: Arena,
     index: Index,
-    ordered: BTreeSet<MemKey>,
+    /// Each ordered key with its first record, whose links lead to its newest.
+    ordered: BTreeMap<MemKey, RecordRef>,
+    /// The first records of keys not yet ordered.
     unordered: Vec<RecordRef>,
 }
 
@@ -179,14 +185,25 @@ impl Maps {
             .map(|at| self.arena.record(at))
     }
 
-    /// The records of the ordered keys in `range`, in key order.
+    /// The newest records of the ordered keys in `range`, in key order, found through the
+    /// index (one probe per key, however often it was overwritten): for scans.
     fn records<'a>(
         &'a self,
         range: (Bound<&'a [u8]>, Bound<&'a [u8]>),
     ) -> impl Iterator<Item = Record<'a>> + 'a {
         self.ordered
             .range::<[u8], _>(range)
-            .filter_map(|k| self.entry(k.as_slice()))
+            .filter_map(|(k, _)| self.entry(k.as_slice()))
+    }
+
+    /// The newest record of every key, in key order, found by following each key's links
+    /// from its first record: for a flush, which reads the whole memtable once. The records
+    /// lie in arena order, which for keys written in ascending order is key order; a probe
+    /// of the index per key was a cache miss per entry.
+    fn all_records(&self) -> impl Iterator<Item = Record<'_>> + '_ {
+        self.ordered
+            .values()
+            .map(|&first| self.arena.record(self.arena.newest(first)))
     }
 }
 
@@ -217,14 +234,20 @@ impl Memtable {
             let mut guard = self.map.write();
             let maps = &mut *guard;
             maps.index.reserve(writes.len());
+            if writes.len() >= WARM_FROM {
+                maps.index.warm(writes.iter().map(|w| w.key.as_slice()));
+            }
             let mut added = 0usize;
             for w in writes.drain(..) {
                 let value = w.value.as_deref();
                 added += Arena::record_len(&w.key, value);
                 let at = maps.arena.push(&w.key, value, w.operation_id);
-                if maps.index.insert(&w.key, at, &maps.arena).is_none() {
-                    added += KEY_OVERHEAD + MemKey::heap_len_of(&w.key);
-                    maps.unordered.push(at);
+                match maps.index.insert(&w.key, at, &maps.arena) {
+                    Some(older) => maps.arena.link(older, at),
+                    None => {
+                        added += KEY_OVERHEAD + MemKey::heap_len_of(&w.key);
+                        maps.unordered.push(at);
+                    }
                 }
             }
             self.bytes.fetch_add(added, Ordering::Relaxed);
@@ -243,14 +266,15 @@ impl Memtable {
         let mut guard = self.map.write();
         let maps = &mut *guard;
         if !maps.unordered.is_empty() {
-            let mut keys: Vec<MemKey> = maps
+            let mut keys: Vec<(MemKey, RecordRef)> = maps
                 .unordered
                 .drain(..)
-                .map(|at| MemKey::new(maps.arena.key(at)))
+                .map(|at| (MemKey::new(maps.arena.key(at)), at))
                 .collect();
             maps.unordered.shrink_to_fit();
-            // Stable and adaptive: keys that arrived in order sort in one pass.
-            keys.sort();
+            // Stable and adaptive: keys that arrived in order sort in one pass. Each key is
+            // new, so no two are equal.
+            keys.sort_by(|a, b| a.0.cmp(&b.0));
             if maps.ordered.is_empty() {
                 // Built bottom-up from sorted keys, without a search per key.
                 maps.ordered = keys.into_iter().collect();
@@ -315,15 +339,13 @@ impl SortedWrites for SortedEntries<'_> {
     }
 
     fn for_each(&self, f: &mut dyn FnMut(StoreWriteRef<'_>) -> Result<()>) -> Result<()> {
-        self.0
-            .records((Bound::Unbounded, Bound::Unbounded))
-            .try_for_each(|r| {
-                f(StoreWriteRef {
-                    key: r.key,
-                    value: r.value,
-                    operation_id: r.operation_id,
-                })
+        self.0.all_records().try_for_each(|r| {
+            f(StoreWriteRef {
+                key: r.key,
+                value: r.value,
+                operation_id: r.operation_id,
             })
+        })
     }
 }
 
@@ -402,6 +424,20 @@ mod tests {
             }
         }
         assert_eq!(sorted_keys(&m), model.keys().cloned().collect::<Vec<_>>());
+        // What a flush reads (each key's links followed) is what a scan reads (the index).
+        let mut flushed = Vec::new();
+        m.sorted()
+            .for_each(&mut |w| {
+                flushed.push((w.key.to_vec(), w.value.map(<[u8]>::to_vec), w.operation_id));
+                Ok(())
+            })
+            .unwrap();
+        let scanned: Vec<_> = m
+            .range(None, None)
+            .into_iter()
+            .map(|(k, e)| (k, e.value, e.operation_id))
+            .collect();
+        assert_eq!(flushed, scanned);
     }
 
     #[test]

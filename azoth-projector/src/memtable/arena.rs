@@ -20,9 +20,14 @@ const OWN_CHUNK_ABOVE: usize = CHUNK / 4;
 const OFFSET_BITS: u32 = 20;
 
 /// A record's header: timestamp (u64), sequence (u64), value length (u64, `u64::MAX` for a
-/// tombstone) and key length (u64), each in native byte order. The key and then the value
-/// follow it.
-const HEADER: usize = 32;
+/// tombstone), key length (u64) and the next record of the same key (u64, `u64::MAX` for
+/// none yet), each in native byte order. The key and then the value follow it.
+const HEADER: usize = 40;
+
+/// Where in the header the link to the key's next record is.
+const NEXT_AT: usize = 32;
+
+const NO_NEXT: u64 = u64::MAX;
 
 const TOMBSTONE: u64 = u64::MAX;
 
@@ -110,6 +115,7 @@ impl Arena {
         let value_len = value.map_or(TOMBSTONE, |v| v.len() as u64);
         buf.extend_from_slice(&value_len.to_ne_bytes());
         buf.extend_from_slice(&(key.len() as u64).to_ne_bytes());
+        buf.extend_from_slice(&NO_NEXT.to_ne_bytes());
         buf.extend_from_slice(key);
         if let Some(v) = value {
             buf.extend_from_slice(v);
@@ -136,6 +142,25 @@ impl Arena {
             key,
             value,
             operation_id: OperationId::new(word(buf, 0), word(buf, 8)),
+        }
+    }
+
+    /// Links the record at `older` to `newer`, a later record of the same key.
+    pub(crate) fn link(&mut self, older: RecordRef, newer: RecordRef) {
+        let at = older.offset() + NEXT_AT;
+        self.chunks[older.chunk()][at..at + 8].copy_from_slice(&newer.to_bits().to_ne_bytes());
+    }
+
+    /// The newest record of the key whose first record is `first`, by the links of
+    /// [`link`](Self::link): a walk over the records of one key, read in arena order.
+    pub(crate) fn newest(&self, first: RecordRef) -> RecordRef {
+        let mut at = first;
+        loop {
+            let next = word(&self.chunks[at.chunk()], at.offset() + NEXT_AT);
+            if next == NO_NEXT {
+                return at;
+            }
+            at = RecordRef::from_bits(next);
         }
     }
 
@@ -185,6 +210,13 @@ mod tests {
         }
         // 20 records in chunks of their own, the rest packed into a few.
         assert!((21..30).contains(&arena.chunk_count()));
+        let (first, second, third) = (refs[3].0, refs[1001].0, refs[19_999].0);
+        assert_eq!(arena.newest(first), first);
+        arena.link(first, second);
+        arena.link(second, third);
+        assert_eq!(arena.newest(first), third);
+        assert_eq!(arena.newest(second), third);
+        assert_eq!(arena.record(first).key, refs[3].1.as_bytes());
         assert!(arena.allocated() >= 20 * OWN_CHUNK_ABOVE);
     }
 }
