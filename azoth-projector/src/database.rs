@@ -396,7 +396,7 @@ impl Database {
             )));
         }
         let (store, dir_name) = backend::new_store(&core.config)?;
-        let fresh = View::new(Arc::clone(&store), 0);
+        let fresh = View::new(Arc::clone(&store), 0, core.config.memtable_size);
         let replayed = core.replay_into(&fresh, log.as_ref(), 1, clock.next_id)?;
         fresh.flush(log.as_ref())?;
         let checkpoint = clock.next_id - 1;

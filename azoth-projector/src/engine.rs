@@ -165,7 +165,7 @@ impl Core {
         };
         let writer = Writer::new(config.group_commit_cap, config.write_queue_capacity);
         let core = Arc::new(Self {
-            view: View::new(store, checkpoint),
+            view: View::new(store, checkpoint, config.memtable_size),
             writer,
             log: RwLock::new(Some(log)),
             clock: Mutex::new(Clock {

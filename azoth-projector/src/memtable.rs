@@ -16,6 +16,7 @@ use azoth_core::{
 };
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+pub(crate) use arena::ChunkPool;
 use arena::{Arena, Record, RecordRef};
 use index::Index;
 
@@ -168,7 +169,7 @@ impl From<Record<'_>> for MemEntry {
 /// appends their records' references, and ordering them is done in bulk (one sort, then a
 /// bulk build or inserts), off the write path when no scan comes between writes. The B-tree
 /// inserts were an eighth of a put.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Maps {
     arena: Arena,
     index: Index,
@@ -219,9 +220,26 @@ pub(crate) struct Memtable {
 }
 
 impl Memtable {
+    #[cfg(test)]
     pub(crate) fn new(last_event: EventId) -> Self {
+        Self::with_pool(last_event, Arc::default(), 0)
+    }
+
+    /// An empty memtable whose arena takes chunks from `pool`, sized for `expected_keys`
+    /// (the keys of the memtable it follows: growing the index as it fills rehashed every
+    /// key about twice).
+    pub(crate) fn with_pool(
+        last_event: EventId,
+        pool: Arc<ChunkPool>,
+        expected_keys: usize,
+    ) -> Self {
         Self {
-            map: RwLock::new(Maps::default()),
+            map: RwLock::new(Maps {
+                arena: Arena::new(pool),
+                index: Index::with_capacity(expected_keys),
+                ordered: BTreeMap::new(),
+                unordered: Vec::new(),
+            }),
             bytes: AtomicUsize::new(0),
             last_event: AtomicU64::new(last_event),
         }

@@ -173,7 +173,7 @@ impl ReadOnlyDatabase {
             log_backend,
             log,
             state: RwLock::new(State {
-                view: Arc::new(View::new(Arc::new(MemoryStore::new()), 0)),
+                view: Arc::new(View::new(Arc::new(MemoryStore::new()), 0, 0)),
                 store_id: None,
                 checkpoint: 0,
                 position: 0,
@@ -434,7 +434,7 @@ impl Inner {
                 ),
             ));
         }
-        let view = Arc::new(View::new(store, checkpoint));
+        let view = Arc::new(View::new(store, checkpoint, self.config.memtable_size));
         self.replay(&view, checkpoint.saturating_add(1), next)?;
         Ok(State {
             view,

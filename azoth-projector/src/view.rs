@@ -11,7 +11,7 @@ use azoth_core::{
 };
 use parking_lot::{Mutex, RwLock};
 
-use crate::memtable::{MemEntry, Memtable};
+use crate::memtable::{ChunkPool, MemEntry, Memtable};
 
 /// The layers of the view. Readers hold the read lock for a whole lookup, so a flush cannot
 /// drop a frozen memtable between the moment a reader passes it and the moment it reads the
@@ -30,6 +30,8 @@ pub(crate) struct View {
     flush_lock: Mutex<()>,
     checkpoint: AtomicU64,
     flushes: AtomicU64,
+    /// Chunks of flushed memtables, for the next ones.
+    chunks: Arc<ChunkPool>,
 }
 
 /// Sizes of the memtables, for stats and the flush trigger.
@@ -40,16 +42,24 @@ pub(crate) struct MemtableSizes {
 }
 
 impl View {
-    pub(crate) fn new(store: Arc<dyn CanonicalStore>, checkpoint: EventId) -> Self {
+    /// A view over `store`, which reflects the log up to `checkpoint`. Memtables reuse up to
+    /// `reuse_bytes` of the memory of flushed ones (the memtable size for a database).
+    pub(crate) fn new(
+        store: Arc<dyn CanonicalStore>,
+        checkpoint: EventId,
+        reuse_bytes: usize,
+    ) -> Self {
+        let chunks = Arc::new(ChunkPool::new(reuse_bytes));
         Self {
             tables: RwLock::new(Tables {
-                active: Arc::new(Memtable::new(checkpoint)),
+                active: Arc::new(Memtable::with_pool(checkpoint, Arc::clone(&chunks), 0)),
                 frozen: Vec::new(),
                 store: Some(store),
             }),
             flush_lock: Mutex::new(()),
             checkpoint: AtomicU64::new(checkpoint),
             flushes: AtomicU64::new(0),
+            chunks,
         }
     }
 
@@ -152,7 +162,11 @@ impl View {
             }
             let active_last = tables.active.last_event();
             if !tables.active.is_empty() || active_last > self.checkpoint() {
-                let fresh = Arc::new(Memtable::new(active_last));
+                let fresh = Arc::new(Memtable::with_pool(
+                    active_last,
+                    Arc::clone(&self.chunks),
+                    tables.active.len(),
+                ));
                 let old = std::mem::replace(&mut tables.active, fresh);
                 tables.frozen.insert(0, old);
             }
@@ -186,7 +200,7 @@ impl View {
     ) -> Option<Arc<dyn CanonicalStore>> {
         let _flushing = self.flush_lock.lock();
         let mut tables = self.tables.write();
-        tables.active = Arc::new(Memtable::new(checkpoint));
+        tables.active = Arc::new(Memtable::with_pool(checkpoint, Arc::clone(&self.chunks), 0));
         tables.frozen.clear();
         self.checkpoint.store(checkpoint, Ordering::Release);
         tables.store.replace(store)

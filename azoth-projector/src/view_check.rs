@@ -160,7 +160,7 @@ impl Database {
             report.up_to = log.newest_event_id()?;
             return Ok(report);
         }
-        let scratch = View::new(store, base);
+        let scratch = View::new(store, base, core.config.memtable_size);
         let early = core.clock.lock().next_id.max(base.saturating_add(1));
         report.events_replayed =
             core.replay_into(&scratch, log.as_ref(), base.saturating_add(1), early)?;

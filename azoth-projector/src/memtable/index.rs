@@ -44,15 +44,25 @@ enum Probe {
 
 impl Default for Index {
     fn default() -> Self {
-        Self {
-            slots: vec![EMPTY; INITIAL_SLOTS],
-            len: 0,
-            hasher: foldhash::fast::RandomState::default(),
-        }
+        Self::with_capacity(0)
     }
 }
 
 impl Index {
+    /// An empty index with room for `keys` keys before it grows.
+    pub(crate) fn with_capacity(keys: usize) -> Self {
+        Self {
+            slots: vec![
+                EMPTY;
+                keys.saturating_mul(2)
+                    .max(INITIAL_SLOTS)
+                    .next_power_of_two()
+            ],
+            len: 0,
+            hasher: foldhash::fast::RandomState::default(),
+        }
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.len
     }
@@ -171,5 +181,7 @@ mod tests {
         assert_eq!(index.get(b"absent", &arena), None);
         assert_eq!(index.get(b"", &arena), None);
         assert!(index.slots.len() >= 2 * index.len());
+        assert_eq!(Index::with_capacity(0).slots.len(), INITIAL_SLOTS);
+        assert_eq!(Index::with_capacity(3000).slots.len(), 8192);
     }
 }
