@@ -173,7 +173,7 @@ impl From<Record<'_>> for MemEntry {
 struct Maps {
     arena: Arena,
     index: Index,
-    /// Each ordered key with its first record, whose links lead to its newest.
+    /// Each ordered key with its first record.
     ordered: BTreeMap<MemKey, RecordRef>,
     /// The first records of keys not yet ordered.
     unordered: Vec<RecordRef>,
@@ -186,25 +186,30 @@ impl Maps {
             .map(|at| self.arena.record(at))
     }
 
-    /// The newest records of the ordered keys in `range`, in key order, found through the
-    /// index (one probe per key, however often it was overwritten): for scans.
+    /// The newest record of the key whose first record is `first`: that record itself when
+    /// the key was written once (no probe of the index, which is a cache miss per key), else
+    /// the index's (one probe, however often the key was overwritten).
+    fn newest(&self, first: RecordRef) -> Record<'_> {
+        match self.arena.next(first) {
+            None => self.arena.record(first),
+            Some(_) => {
+                let key = self.arena.key(first);
+                let newest = self.index.get(key, &self.arena).unwrap_or(first);
+                self.arena.record(newest)
+            }
+        }
+    }
+
+    /// The newest records of the ordered keys in `range`, in key order, for a scan or a
+    /// flush. The records lie in arena order, which for keys written in ascending order is
+    /// key order.
     fn records<'a>(
         &'a self,
         range: (Bound<&'a [u8]>, Bound<&'a [u8]>),
     ) -> impl Iterator<Item = Record<'a>> + 'a {
         self.ordered
             .range::<[u8], _>(range)
-            .filter_map(|(k, _)| self.entry(k.as_slice()))
-    }
-
-    /// The newest record of every key, in key order, found by following each key's links
-    /// from its first record: for a flush, which reads the whole memtable once. The records
-    /// lie in arena order, which for keys written in ascending order is key order; a probe
-    /// of the index per key was a cache miss per entry.
-    fn all_records(&self) -> impl Iterator<Item = Record<'_>> + '_ {
-        self.ordered
-            .values()
-            .map(|&first| self.arena.record(self.arena.newest(first)))
+            .map(|(_, &first)| self.newest(first))
     }
 }
 
@@ -357,13 +362,15 @@ impl SortedWrites for SortedEntries<'_> {
     }
 
     fn for_each(&self, f: &mut dyn FnMut(StoreWriteRef<'_>) -> Result<()>) -> Result<()> {
-        self.0.all_records().try_for_each(|r| {
-            f(StoreWriteRef {
-                key: r.key,
-                value: r.value,
-                operation_id: r.operation_id,
+        self.0
+            .records((Bound::Unbounded, Bound::Unbounded))
+            .try_for_each(|r| {
+                f(StoreWriteRef {
+                    key: r.key,
+                    value: r.value,
+                    operation_id: r.operation_id,
+                })
             })
-        })
     }
 }
 
@@ -442,20 +449,26 @@ mod tests {
             }
         }
         assert_eq!(sorted_keys(&m), model.keys().cloned().collect::<Vec<_>>());
-        // What a flush reads (each key's links followed) is what a scan reads (the index).
+        // A flush reads each key's newest state (keys written once and keys overwritten).
         let mut flushed = Vec::new();
         m.sorted()
             .for_each(&mut |w| {
-                flushed.push((w.key.to_vec(), w.value.map(<[u8]>::to_vec), w.operation_id));
+                flushed.push((w.key.to_vec(), w.value.map(<[u8]>::to_vec)));
                 Ok(())
             })
             .unwrap();
-        let scanned: Vec<_> = m
-            .range(None, None)
+        let want: Vec<(Vec<u8>, Option<Vec<u8>>)> = model
             .into_iter()
-            .map(|(k, e)| (k, e.value, e.operation_id))
+            .map(|(k, v)| (k, v.map(String::into_bytes)))
             .collect();
-        assert_eq!(flushed, scanned);
+        assert_eq!(flushed, want);
+        // and its version: the last of the writes.
+        let newest = m.get(b"k1").unwrap().operation_id;
+        assert!(
+            m.range(Some(b"k1"), Some(b"k1\0"))
+                .iter()
+                .all(|(_, e)| e.operation_id == newest)
+        );
     }
 
     #[test]

@@ -208,17 +208,10 @@ impl Arena {
         self.chunks[older.chunk()][at..at + 8].copy_from_slice(&newer.to_bits().to_ne_bytes());
     }
 
-    /// The newest record of the key whose first record is `first`, by the links of
-    /// [`link`](Self::link): a walk over the records of one key, read in arena order.
-    pub(crate) fn newest(&self, first: RecordRef) -> RecordRef {
-        let mut at = first;
-        loop {
-            let next = word(&self.chunks[at.chunk()], at.offset() + NEXT_AT);
-            if next == NO_NEXT {
-                return at;
-            }
-            at = RecordRef::from_bits(next);
-        }
+    /// The record linked after `at` by [`link`](Self::link): a later record of its key.
+    pub(crate) fn next(&self, at: RecordRef) -> Option<RecordRef> {
+        let next = word(&self.chunks[at.chunk()], at.offset() + NEXT_AT);
+        (next != NO_NEXT).then_some(RecordRef::from_bits(next))
     }
 
     /// Only the key of the record at `at` (what a hash probe compares).
@@ -300,11 +293,12 @@ mod tests {
         // 20 records in chunks of their own, the rest packed into a few.
         assert!((21..30).contains(&arena.chunk_count()));
         let (first, second, third) = (refs[3].0, refs[1001].0, refs[19_999].0);
-        assert_eq!(arena.newest(first), first);
+        assert_eq!(arena.next(first), None);
         arena.link(first, second);
         arena.link(second, third);
-        assert_eq!(arena.newest(first), third);
-        assert_eq!(arena.newest(second), third);
+        assert_eq!(arena.next(first), Some(second));
+        assert_eq!(arena.next(second), Some(third));
+        assert_eq!(arena.next(third), None);
         assert_eq!(arena.record(first).key, refs[3].1.as_bytes());
         assert!(arena.allocated() >= 20 * OWN_CHUNK_ABOVE);
     }
