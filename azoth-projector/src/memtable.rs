@@ -181,6 +181,10 @@ struct Maps {
 
 impl Maps {
     fn entry(&self, key: &[u8]) -> Option<Record<'_>> {
+        if self.index.len() == 0 {
+            // A memtable just replaced by a flush: nothing to probe.
+            return None;
+        }
         self.index
             .get(key, &self.arena)
             .map(|at| self.arena.record(at))

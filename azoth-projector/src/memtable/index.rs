@@ -11,7 +11,7 @@ use std::hash::BuildHasher;
 
 use super::arena::{Arena, RecordRef};
 
-/// Slots start at this many, and double when more than half are taken.
+/// Slots start at this many, and grow when more than half are taken.
 const INITIAL_SLOTS: usize = 1024;
 
 /// One slot: a key's hash and its newest record.
@@ -34,6 +34,8 @@ pub(crate) struct Index {
     slots: Vec<Slot>,
     len: usize,
     hasher: foldhash::fast::RandomState,
+    /// Slots to grow to at the first growth (see [`with_capacity`](Self::with_capacity)).
+    grow_to: usize,
 }
 
 /// Where a probe for a key ended.
@@ -49,17 +51,16 @@ impl Default for Index {
 }
 
 impl Index {
-    /// An empty index with room for `keys` keys before it grows.
+    /// An empty index that, once it outgrows its first slots, grows straight to room for
+    /// `keys` keys: a memtable that fills as the one before it rehashes once instead of about
+    /// twice per key, and one that stays small (a read-mostly database just after a flush)
+    /// keeps a small, cached slot array.
     pub(crate) fn with_capacity(keys: usize) -> Self {
         Self {
-            slots: vec![
-                EMPTY;
-                keys.saturating_mul(2)
-                    .max(INITIAL_SLOTS)
-                    .next_power_of_two()
-            ],
+            slots: vec![EMPTY; INITIAL_SLOTS],
             len: 0,
             hasher: foldhash::fast::RandomState::default(),
+            grow_to: keys.saturating_mul(2).next_power_of_two(),
         }
     }
 
@@ -144,8 +145,8 @@ impl Index {
 
     /// Doubles the slots, placing every key again by its stored hash.
     fn grow(&mut self) {
-        let doubled = vec![EMPTY; self.slots.len() * 2];
-        let old = std::mem::replace(&mut self.slots, doubled);
+        let size = (self.slots.len() * 2).max(std::mem::take(&mut self.grow_to));
+        let old = std::mem::replace(&mut self.slots, vec![EMPTY; size]);
         let mask = self.slots.len() - 1;
         for slot in old.into_iter().filter(|s| s.record != NO_RECORD) {
             let mut at = slot.hash as usize & mask;
@@ -181,7 +182,15 @@ mod tests {
         assert_eq!(index.get(b"absent", &arena), None);
         assert_eq!(index.get(b"", &arena), None);
         assert!(index.slots.len() >= 2 * index.len());
-        assert_eq!(Index::with_capacity(0).slots.len(), INITIAL_SLOTS);
-        assert_eq!(Index::with_capacity(3000).slots.len(), 8192);
+        let mut sized = Index::with_capacity(3000);
+        assert_eq!(sized.slots.len(), INITIAL_SLOTS);
+        sized.reserve(INITIAL_SLOTS);
+        assert_eq!(
+            sized.slots.len(),
+            8192,
+            "the first growth goes to the expected size"
+        );
+        sized.reserve(5000);
+        assert_eq!(sized.slots.len(), 16384, "later ones double");
     }
 }
