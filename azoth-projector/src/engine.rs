@@ -15,6 +15,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::backend::LogHandle;
 use crate::config::Config;
+use crate::memtable::PREFETCH_IN_APPLY_FROM;
 use crate::projection::Projector;
 use crate::stats::LatencyHistogram;
 use crate::subscription::Subscriptions;
@@ -418,6 +419,19 @@ impl GroupCommitter for Core {
             view: &self.view,
             max_value_len: self.config.max_value_len,
         };
+        let drafts: usize = group.iter().map(|r| r.drafts.len()).sum();
+        if drafts < PREFETCH_IN_APPLY_FROM {
+            // The keys' memtable slots load while the events are encoded and logged.
+            self.view.prefetch(
+                group
+                    .iter()
+                    .flat_map(|r| &r.drafts)
+                    .filter_map(|d| match d {
+                        Draft::Write(op) => Some(op.key()),
+                        _ => None,
+                    }),
+            );
+        }
         let mut encoded = std::mem::take(&mut clock.encoded);
         let mut writes = std::mem::take(&mut clock.writes);
         for request in group.iter_mut() {

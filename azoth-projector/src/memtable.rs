@@ -27,9 +27,10 @@ use index::Index;
 /// or not: the arena keeps them until the memtable is dropped.
 const KEY_OVERHEAD: usize = 80;
 
-/// Groups of at least this many writes warm the index slots they will touch first (see
-/// [`Index::warm`]).
-const WARM_FROM: usize = 16;
+/// Groups of at least this many writes prefetch their index slots when they are applied
+/// (see [`Index::prefetch`]); smaller ones are prefetched by the committer, before their
+/// events are encoded and logged ([`Memtable::prefetch`]).
+pub(crate) const PREFETCH_IN_APPLY_FROM: usize = 16;
 
 /// Keys up to this many bytes are stored inside the maps' slots, not behind a pointer.
 const INLINE_KEY: usize = 30;
@@ -261,8 +262,8 @@ impl Memtable {
             let mut guard = self.map.write();
             let maps = &mut *guard;
             maps.index.reserve(writes.len());
-            if writes.len() >= WARM_FROM {
-                maps.index.warm(writes.iter().map(|w| w.key.as_slice()));
+            if writes.len() >= PREFETCH_IN_APPLY_FROM {
+                maps.index.prefetch(writes.iter().map(|w| w.key.as_slice()));
             }
             let mut added = 0usize;
             for w in writes.drain(..) {
@@ -310,6 +311,11 @@ impl Memtable {
             }
         }
         RwLockWriteGuard::downgrade(guard)
+    }
+
+    /// Brings the index slots of `keys` into the cache ahead of their insert.
+    pub(crate) fn prefetch<'k>(&self, keys: impl Iterator<Item = &'k [u8]>) {
+        self.map.read().index.prefetch(keys);
     }
 
     pub(crate) fn get(&self, key: &[u8]) -> Option<MemEntry> {

@@ -70,6 +70,12 @@ impl View {
         tables.active.apply(writes, last_event);
     }
 
+    /// Brings the active memtable's index slots for `keys` into the cache ahead of a group's
+    /// apply.
+    pub(crate) fn prefetch<'k>(&self, keys: impl Iterator<Item = &'k [u8]>) {
+        self.tables.read().active.prefetch(keys);
+    }
+
     /// The newest state of `key`: `Some` with `value = None` for a tombstone in a memtable,
     /// `None` when the key is absent everywhere.
     pub(crate) fn get(&self, key: &[u8]) -> Result<Option<MemEntry>> {
