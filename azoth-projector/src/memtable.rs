@@ -21,7 +21,7 @@ use arena::{Arena, Record, RecordRef};
 use index::Index;
 
 /// Bytes counted per key beyond its records in the arena (and its key's heap copy, when the
-/// key is too long to be stored inline): the ordered set's slot and its share of B-tree
+/// key is too long to be stored inline): the ordered map's entry and its share of B-tree
 /// nodes, the index slot with its share of empty slots. An estimate, so that many tiny
 /// entries still count toward the flush threshold. Every record counts in full, overwritten
 /// or not: the arena keeps them until the memtable is dropped.
@@ -163,8 +163,8 @@ impl From<Record<'_>> for MemEntry {
 }
 
 /// The records in their arena, the hash index from each key to its newest record (point
-/// reads: one probe), and the ordered set of keys (scans and flushes, which look each key up
-/// in the index). A B-tree alone costs a comparison per level on every `get`.
+/// reads: one probe), and the ordered map from each key to its first record (scans and
+/// flushes). A B-tree alone costs a comparison per level on every `get`.
 ///
 /// New keys wait in `unordered` until a scan or a flush needs the order: a writer only
 /// appends their records' references, and ordering them is done in bulk (one sort, then a
@@ -283,7 +283,7 @@ impl Memtable {
         self.last_event.fetch_max(last_event, Ordering::Release);
     }
 
-    /// The maps with every key in the ordered set, for a scan or a flush.
+    /// The maps with every key in the ordered map, for a scan or a flush.
     fn ordered(&self) -> RwLockReadGuard<'_, Maps> {
         {
             let maps = self.map.read();
