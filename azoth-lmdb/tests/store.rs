@@ -150,28 +150,6 @@ fn the_map_grows_by_itself() {
     assert_eq!(store.get(b"r07-0123").unwrap().unwrap().value, value);
 }
 
-/// Writes in a `Vec`, lent to `apply_sorted`.
-struct Lent(Vec<StoreWrite>);
-
-impl azoth_core::SortedWrites for Lent {
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    fn for_each(
-        &self,
-        f: &mut dyn FnMut(azoth_core::StoreWriteRef<'_>) -> azoth_core::Result<()>,
-    ) -> azoth_core::Result<()> {
-        self.0.iter().try_for_each(|w| {
-            f(azoth_core::StoreWriteRef {
-                key: &w.key,
-                value: w.value.as_deref(),
-                operation_id: w.operation_id,
-            })
-        })
-    }
-}
-
 #[test]
 fn the_map_grows_under_apply_sorted_too() {
     let dir = tempfile::tempdir().unwrap();
@@ -193,7 +171,9 @@ fn the_map_grows_under_apply_sorted_too() {
                 put(key.as_bytes(), &value, seq)
             })
             .collect();
-        store.apply_sorted(&Lent(writes), seq).unwrap();
+        store
+            .apply_sorted(&azoth_core::testing::store::LentWrites(writes), seq)
+            .unwrap();
     }
     assert_eq!(store.stats().unwrap().entries, 10_500);
     assert_eq!(store.checkpoint().unwrap(), 10_500);

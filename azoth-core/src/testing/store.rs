@@ -240,10 +240,11 @@ pub fn apply_is_atomic_with_checkpoint<S: CanonicalStore + 'static>(h: &Harness<
     assert_eq!(ok("stats", store.stats()).entries, 3);
 }
 
-/// Writes in a `Vec`, lent as [`SortedWrites`].
-struct Lent(Vec<StoreWrite>);
+/// Writes in a `Vec` (strictly ascending keys), lent as [`SortedWrites`] to
+/// [`CanonicalStore::apply_sorted`].
+pub struct LentWrites(pub Vec<StoreWrite>);
 
-impl SortedWrites for Lent {
+impl SortedWrites for LentWrites {
     fn len(&self) -> usize {
         self.0.len()
     }
@@ -302,7 +303,7 @@ pub fn apply_sorted_equals_apply<S: CanonicalStore + 'static>(h: &Harness<S>) {
         }
         ok(
             "apply_sorted",
-            store.apply_sorted(&Lent(writes), checkpoint),
+            store.apply_sorted(&LentWrites(writes), checkpoint),
         );
         assert_eq!(ok("checkpoint", store.checkpoint()), checkpoint);
         let got = drain(store.range(None, None));
