@@ -15,18 +15,35 @@ use crate::subscription::SubscriptionStats;
 /// Buckets of powers of two of nanoseconds: bucket `i` counts durations in `[2^(i-1), 2^i)` ns.
 const BUCKETS: usize = 64;
 
-/// One call in this many is timed, per thread (the first call of each thread among them).
-/// Two clock reads cost a tenth of a memtable `get`; a sample of calls gives the same
-/// percentiles for any workload long enough to have percentiles worth reading.
-const SAMPLE_EVERY: u32 = 16;
+/// About one call in this many is timed: each thread's first call, then calls drawn at
+/// random (not every n-th, which a workload alternating reads and writes, or two databases,
+/// would alias with). Two clock reads cost a tenth of a memtable `get`; a sample of calls
+/// gives the same percentiles for any workload long enough to have percentiles worth reading.
+const SAMPLE_EVERY: u64 = 16;
 
 thread_local! {
-    /// Calls this thread has begun, for choosing which to time.
-    static CALLS_ON_THIS_THREAD: Cell<u32> = const { Cell::new(0) };
+    /// This thread's xorshift state for drawing the calls to time; 0 before its first call.
+    static SAMPLER: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Whether to time the call this thread is beginning.
+fn sample_this_call() -> bool {
+    SAMPLER.with(|state| {
+        let mut x = state.get();
+        if x == 0 {
+            state.set(0x9E37_79B9_7F4A_7C15);
+            return true;
+        }
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        state.set(x);
+        x % SAMPLE_EVERY == 0
+    })
 }
 
 /// A histogram of durations in power-of-two buckets of atomics, over a sample of the calls
-/// (one in [`SAMPLE_EVERY`] per thread is timed), and the count of every call. Recording is a
+/// (about one in [`SAMPLE_EVERY`] is timed), and the count of every call. Recording is a
 /// relaxed `fetch_add` or two, so it costs nothing measurable on the write and read paths.
 /// Percentiles are reported as the upper bound of their bucket (within a factor of two).
 pub(crate) struct LatencyHistogram {
@@ -49,12 +66,7 @@ impl LatencyHistogram {
 
     /// Begins a call; it is timed if it falls in this thread's sample.
     pub(crate) fn start(&self) -> Timing {
-        let sampled = CALLS_ON_THIS_THREAD.with(|calls| {
-            let n = calls.get();
-            calls.set(n.wrapping_add(1));
-            n % SAMPLE_EVERY == 0
-        });
-        Timing(sampled.then(Instant::now))
+        Timing(sample_this_call().then(Instant::now))
     }
 
     /// Ends a call begun with [`start`](Self::start): counts it, and records its duration if
@@ -108,8 +120,8 @@ impl LatencyHistogram {
 /// power-of-two bucket, so within a factor of two of the true value).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct LatencySummary {
-    /// Calls since open. The percentiles are of a sample of them: one call in 16 per thread
-    /// is timed.
+    /// Calls since open. The percentiles are of a sample of them: about one call in 16 is
+    /// timed.
     pub count: u64,
     /// Median.
     pub p50_us: f64,
@@ -451,19 +463,26 @@ mod tests {
     }
 
     #[test]
-    fn every_call_counts_and_one_in_sixteen_is_timed() {
-        let h = LatencyHistogram::new();
-        std::thread::spawn(move || {
-            for _ in 0..160 {
-                let timing = h.start();
-                h.finish(timing);
-            }
-            assert_eq!(h.summary().count, 160);
-            let timed: u64 = h.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum();
-            assert_eq!(timed, 10);
-        })
-        .join()
-        .unwrap();
+    fn every_call_counts_and_about_one_in_sixteen_is_timed() {
+        let (reads, writes) = (LatencyHistogram::new(), LatencyHistogram::new());
+        let timed = |h: &LatencyHistogram| -> u64 {
+            h.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum()
+        };
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                // Alternating, as a read-modify-write loop does: both kinds get samples.
+                for _ in 0..8000 {
+                    let timing = reads.start();
+                    reads.finish(timing);
+                    let timing = writes.start();
+                    writes.finish(timing);
+                }
+            });
+        });
+        for h in [&reads, &writes] {
+            assert_eq!(h.summary().count, 8000);
+            assert!((250..750).contains(&timed(h)), "{} timed", timed(h));
+        }
     }
 
     #[test]
