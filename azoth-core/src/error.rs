@@ -157,6 +157,16 @@ pub enum AzothError {
     #[error("not found: {0}")]
     NotFound(String),
 
+    /// An application's projection panicked on an event. The event was not written, nor any
+    /// other of its request; other requests of the same commit group were.
+    #[error("a projection panicked on an event of kind {kind:?}: {detail}")]
+    ProjectionPanicked {
+        /// The event's kind, as given to `append_event`.
+        kind: String,
+        /// The panic's message, where it had one.
+        detail: String,
+    },
+
     /// A reader needed events that are no longer in the log: retention (`delete_range`)
     /// freed them after the reader started, or a subscription's position lies before the
     /// oldest event left. The ids `from..to` (end exclusive) are the ones missing; start a new

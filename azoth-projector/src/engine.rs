@@ -136,6 +136,10 @@ pub(crate) fn share_error(e: &AzothError) -> AzothError {
         AzothError::Encoding(s) => AzothError::Encoding(s.clone()),
         AzothError::Config(s) => AzothError::Config(s.clone()),
         AzothError::NotFound(s) => AzothError::NotFound(s.clone()),
+        AzothError::ProjectionPanicked { kind, detail } => AzothError::ProjectionPanicked {
+            kind: kind.clone(),
+            detail: detail.clone(),
+        },
         other => AzothError::Io(std::io::Error::other(other.to_string())),
     }
 }

@@ -18,8 +18,9 @@ use crate::view::View;
 /// A projection must be deterministic: the same event over the same view state must give the
 /// same writes, because the view is rebuilt by replaying the log through the projections
 /// (on open, and by `rebuild_view`). It runs inside the commit group, before the group is
-/// appended: an `Err` (or a panic) refuses that event's write request and nothing of it is
-/// written; the other requests of the group commit.
+/// appended: an `Err` refuses that event's write request with that error, a panic with
+/// [`AzothError::ProjectionPanicked`], and nothing of the request is written; the other
+/// requests of the group commit.
 ///
 /// Closures `Fn(&str, &[u8], &mut ProjectionContext<'_>) -> Result<()>` are projections:
 ///
@@ -133,10 +134,13 @@ impl Projector<'_> {
                     }));
                     match outcome {
                         Ok(result) => result?,
-                        Err(_) => {
-                            return Err(AzothError::Config(format!(
-                                "a projection panicked on an event of kind {kind:?}"
-                            )));
+                        Err(panic) => {
+                            let detail = panic
+                                .downcast_ref::<&str>()
+                                .map(|s| (*s).to_owned())
+                                .or_else(|| panic.downcast_ref::<String>().cloned())
+                                .unwrap_or_else(|| "no message".to_owned());
+                            return Err(AzothError::ProjectionPanicked { kind, detail });
                         }
                     }
                 }

@@ -40,6 +40,9 @@ fn with_projection(config: Config) -> Config {
             if kind == "Fail" {
                 return Err(AzothError::Config("refused".into()));
             }
+            if kind == "Panic" {
+                panic!("the projection cannot take {} bytes", payload.len());
+            }
             Ok(())
         },
     )
@@ -316,6 +319,14 @@ mod bodies {
                 db.append_event("Fail", b""),
                 Err(AzothError::Config(_))
             ));
+            // A projection's panic refuses that event too, with its own error and message.
+            match db.append_event("Panic", b"xyz") {
+                Err(AzothError::ProjectionPanicked { kind, detail }) => {
+                    assert_eq!(kind, "Panic");
+                    assert_eq!(detail, "the projection cannot take 3 bytes");
+                }
+                other => panic!("expected ProjectionPanicked, got {other:?}"),
+            }
             assert_eq!(db.get_events().unwrap().len(), 7);
             before = all_live(&db);
             assert_eq!(before[&b"balance:ada".to_vec()], 15u64.to_le_bytes());
