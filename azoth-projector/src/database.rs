@@ -374,7 +374,8 @@ impl Database {
     }
 
     /// Rebuilds the view from the log: replays every event, from the first, through the
-    /// projections into a fresh store, then swaps it in.
+    /// projections into a fresh store, carries the store's metadata (subscription positions
+    /// and dead letters) over, then swaps it in.
     ///
     /// Writers wait while the rebuild runs; readers go on reading the old view until the
     /// swap, which takes one short exclusive lock. For the LMDB view the new store is built in
@@ -400,6 +401,9 @@ impl Database {
         let replayed = core.replay_into(&fresh, log.as_ref(), 1, clock.next_id)?;
         fresh.flush(log.as_ref())?;
         let checkpoint = clock.next_id - 1;
+        // Subscription positions and dead letters are not derived from the log: they come
+        // along, and none is written between the copy and the swap.
+        let metadata = core.view.carry_metadata(store.as_ref())?;
         let old_dir = match (&dir_name, core.config.store_backend) {
             (Some(name), StoreBackend::Lmdb) => {
                 backend::switch_view(&core.config.dir, name)?;
@@ -408,6 +412,7 @@ impl Database {
             _ => None,
         };
         let old = core.view.replace_store(store, checkpoint);
+        drop(metadata);
         drop(old);
         drop(clock);
         if old_dir.is_some() {

@@ -25,7 +25,7 @@ use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
 use azoth_core::{
-    AzothError, DatabaseEvent, DatabaseResult, EventHandler, EventId, Result, StoreBatch, SyncMode,
+    AzothError, DatabaseEvent, DatabaseResult, EventHandler, EventId, Result, SyncMode,
     decode_event,
 };
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
@@ -436,7 +436,10 @@ impl Subscriptions {
         // Stored at once, so the position holds the log for retention and a restart resumes
         // here even if no event arrives before it.
         if durable && stored != Some(position) {
-            if let Err(e) = store.put_metadata(&position_key(&name), &position.to_be_bytes()) {
+            if let Err(e) = core
+                .view
+                .put_metadata(&position_key(&name), &position.to_be_bytes())
+            {
                 subs.remove_live(&shared);
                 return Err(e);
             }
@@ -609,10 +612,7 @@ fn dead_event_key(name: &str, id: EventId) -> String {
 }
 
 fn forget_position(core: &Core, name: &str) -> Result<()> {
-    core.view.store()?.apply(&StoreBatch {
-        metadata: vec![(position_key(name), None)],
-        ..StoreBatch::default()
-    })
+    core.view.apply_metadata(vec![(position_key(name), None)])
 }
 
 fn stop(core: &Core, mut running: Running, keep: StoredPosition) -> Result<()> {
@@ -651,7 +651,6 @@ fn store_position(core: &Core, name: &str, position: EventId) -> Result<()> {
         core.log()?.sync()?;
     }
     core.view
-        .store()?
         .put_metadata(&position_key(name), &position.to_be_bytes())
 }
 
@@ -854,16 +853,13 @@ impl Runner {
         if self.shared.durable {
             let name = &self.shared.name;
             // One store transaction: a dead letter is never listed without its event.
-            self.core.view.store()?.apply(&StoreBatch {
-                metadata: vec![
-                    (
-                        format!("{DEAD_PREFIX}{name}/{id:020}"),
-                        Some(error.as_bytes().to_vec()),
-                    ),
-                    (dead_event_key(name, id), Some(bytes.to_vec())),
-                ],
-                ..StoreBatch::default()
-            })?;
+            self.core.view.apply_metadata(vec![
+                (
+                    format!("{DEAD_PREFIX}{name}/{id:020}"),
+                    Some(error.as_bytes().to_vec()),
+                ),
+                (dead_event_key(name, id), Some(bytes.to_vec())),
+            ])?;
         }
         self.shared.dead_letters.fetch_add(1, Ordering::Relaxed);
         Ok(())

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use azoth_core::{
-    AzothError, CanonicalStore, Entry, EventId, EventLog, Key, Result, StoreIter, StoreWrite,
+    AzothError, CanonicalStore, Entry, EventId, EventLog, Key, Result, StoreBatch, StoreIter,
+    StoreWrite,
 };
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Mutex, MutexGuard, RwLock};
 
 use crate::memtable::{ChunkPool, MemEntry, Memtable};
 
@@ -32,6 +33,10 @@ pub(crate) struct View {
     flushes: AtomicU64,
     /// Chunks of flushed memtables, for the next ones.
     chunks: Arc<ChunkPool>,
+    /// Held by every metadata write (subscription positions, dead letters) and by
+    /// `rebuild_view` while it carries the metadata over to the new store, so that no write
+    /// lands in the old store after the copy.
+    metadata_lock: Mutex<()>,
 }
 
 /// Sizes of the memtables, for stats and the flush trigger.
@@ -60,6 +65,7 @@ impl View {
             checkpoint: AtomicU64::new(checkpoint),
             flushes: AtomicU64::new(0),
             chunks,
+            metadata_lock: Mutex::new(()),
         }
     }
 
@@ -123,6 +129,40 @@ impl View {
 
     pub(crate) fn store(&self) -> Result<Arc<dyn CanonicalStore>> {
         self.tables.read().store.clone().ok_or(AzothError::Closed)
+    }
+
+    /// Applies a batch of metadata changes (and no key writes) to the current store.
+    pub(crate) fn apply_metadata(&self, metadata: Vec<(String, Option<Vec<u8>>)>) -> Result<()> {
+        let _metadata = self.metadata_lock.lock();
+        self.store()?.apply(&StoreBatch {
+            metadata,
+            ..StoreBatch::default()
+        })
+    }
+
+    /// Sets one metadata value in the current store.
+    pub(crate) fn put_metadata(&self, name: &str, value: &[u8]) -> Result<()> {
+        self.apply_metadata(vec![(name.to_owned(), Some(value.to_vec()))])
+    }
+
+    /// Copies every metadata entry of the current store into `into` (a rebuilt store about to
+    /// replace it), and holds metadata writes off until the returned guard is dropped: drop
+    /// it only after the new store is in place.
+    pub(crate) fn carry_metadata(&self, into: &dyn CanonicalStore) -> Result<MutexGuard<'_, ()>> {
+        let held = self.metadata_lock.lock();
+        let metadata: Vec<(String, Option<Vec<u8>>)> = self
+            .store()?
+            .list_metadata("")?
+            .into_iter()
+            .map(|(name, value)| (name, Some(value)))
+            .collect();
+        if !metadata.is_empty() {
+            into.apply(&StoreBatch {
+                metadata,
+                ..StoreBatch::default()
+            })?;
+        }
+        Ok(held)
     }
 
     pub(crate) fn checkpoint(&self) -> EventId {

@@ -542,3 +542,47 @@ fn a_handler_may_write_and_unsubscribe_itself() {
     assert_eq!(db.subscription_position("echo").unwrap(), Some(3));
     db.close().unwrap();
 }
+
+/// `rebuild_view` replaces the view's store; what subscriptions keep there (positions, dead
+/// letters) comes along, so a rebuild neither replays a subscription from the start nor lets
+/// retention free events a durable subscription still needs.
+#[test]
+fn a_rebuilt_view_keeps_subscription_positions_and_dead_letters() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open_with(failing_config(dir.path(), FailurePolicy::DeadLetter)).unwrap();
+    for i in 0..50u32 {
+        db.put(&i.to_be_bytes(), b"v").unwrap();
+    }
+    let handled = Arc::new(AtomicU64::new(0));
+    let count = Arc::clone(&handled);
+    db.subscribe(
+        "audit",
+        move |event: &DatabaseEvent| {
+            count.fetch_add(1, Ordering::SeqCst);
+            if event.event_id() == 7 {
+                return Err(AzothError::Config("event 7 is refused".into()));
+            }
+            Ok(())
+        },
+        SubscribeFrom::Stored,
+    )
+    .unwrap();
+    wait_for("the handler", || {
+        db.subscription_position("audit").unwrap() == Some(50)
+    });
+    db.unsubscribe("audit").unwrap();
+    let position = db.subscription_position("audit").unwrap();
+    assert_eq!(position, Some(50));
+    assert_eq!(db.dead_letters("audit").unwrap().len(), 1);
+    db.rebuild_view().unwrap();
+    assert_eq!(db.subscription_position("audit").unwrap(), position);
+    assert_eq!(db.lowest_durable_position().unwrap(), position);
+    let letters = db.dead_letters("audit").unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].event_id, 7);
+    assert!(letters[0].event.is_some());
+    db.close().unwrap();
+    let db = Database::open_with(failing_config(dir.path(), FailurePolicy::DeadLetter)).unwrap();
+    assert_eq!(db.subscription_position("audit").unwrap(), position);
+    assert_eq!(db.dead_letters("audit").unwrap().len(), 1);
+}
