@@ -65,6 +65,7 @@ pub struct Config {
     pub(crate) log_backend: LogBackend,
     pub(crate) store_backend: StoreBackend,
     pub(crate) projections: Vec<Arc<dyn Projection>>,
+    pub(crate) allow_missing_projections: bool,
     pub(crate) transaction_attempts: u32,
     pub(crate) archive_dir: Option<PathBuf>,
     pub(crate) archive_compression_level: i32,
@@ -105,6 +106,7 @@ impl Config {
             log_backend: LogBackend::File,
             store_backend: StoreBackend::Lmdb,
             projections: Vec::new(),
+            allow_missing_projections: false,
             transaction_attempts: DEFAULT_TRANSACTION_ATTEMPTS,
             archive_dir: None,
             archive_compression_level: DEFAULT_ARCHIVE_COMPRESSION_LEVEL,
@@ -245,8 +247,23 @@ impl Config {
 
     /// Registers a projection that turns the application's events into view writes. Every
     /// projection sees every `AppEvent`, in registration order. Default: none.
+    ///
+    /// The view records how many projections it was opened with. A later open that
+    /// registers none (a tool, or a program that forgot them) is refused with `Config` if it
+    /// would have to project application events (replay a tail holding them, rebuild, or
+    /// append one) — they would be left out of the view without a trace — unless
+    /// [`allow_missing_projections`](Self::allow_missing_projections) says so.
     pub fn projection(mut self, projection: impl Projection) -> Self {
         self.projections.push(Arc::new(projection));
+        self
+    }
+
+    /// Lets a database whose view was built with projections be opened with none and still
+    /// replay, rebuild and append application events, which then change nothing in the
+    /// view (a `rebuild_view` with the projections brings their writes back). For programs
+    /// that drop their projections on purpose. Default: `false`.
+    pub fn allow_missing_projections(mut self, allow: bool) -> Self {
+        self.allow_missing_projections = allow;
         self
     }
 }
@@ -267,6 +284,7 @@ impl fmt::Debug for Config {
             .field("log_backend", &self.log_backend)
             .field("store_backend", &self.store_backend)
             .field("projections", &self.projections.len())
+            .field("allow_missing_projections", &self.allow_missing_projections)
             .field("transaction_attempts", &self.transaction_attempts)
             .field("archive_dir", &self.archive_dir)
             .field("archive_compression_level", &self.archive_compression_level)

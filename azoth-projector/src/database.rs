@@ -404,6 +404,8 @@ impl Database {
         // Subscription positions and dead letters are not derived from the log: they come
         // along, and none is written between the copy and the swap.
         let metadata = core.view.carry_metadata(store.as_ref())?;
+        // The rebuilt view holds what these projections wrote, and nothing of others.
+        crate::projection::record_projections(store.as_ref(), core.config.projections.len())?;
         let old_dir = match (&dir_name, core.config.store_backend) {
             (Some(name), StoreBackend::Lmdb) => {
                 backend::switch_view(&core.config.dir, name)?;

@@ -67,6 +67,9 @@ impl Clock {
 
 pub(crate) struct Core {
     pub(crate) config: Config,
+    /// Projections the view was built with that this open lacks (see
+    /// `projection::missing_projections`): application events are refused while non-zero.
+    missing_projections: usize,
     pub(crate) view: View,
     pub(crate) writer: Writer,
     log: RwLock<Option<LogHandle>>,
@@ -168,9 +171,11 @@ impl Core {
             Some(bytes) if newest > 0 => decode_event(&bytes)?.operation_id().timestamp,
             _ => 0,
         };
+        let missing_projections = crate::projection::missing_projections(&config, store.as_ref())?;
         let writer = Writer::new(config.group_commit_cap, config.write_queue_capacity);
         let core = Arc::new(Self {
-            view: View::new(store, checkpoint, config.memtable_size),
+            missing_projections,
+            view: View::new(Arc::clone(&store), checkpoint, config.memtable_size),
             writer,
             log: RwLock::new(Some(log)),
             clock: Mutex::new(Clock {
@@ -193,6 +198,9 @@ impl Core {
             config,
         });
         let replayed = core.replay_into(&core.view, raw_log.as_ref(), checkpoint + 1, next_id)?;
+        if !core.config.projections.is_empty() {
+            crate::projection::record_projections(store.as_ref(), core.config.projections.len())?;
+        }
         tracing::info!(
             checkpoint,
             replayed,
@@ -221,6 +229,7 @@ impl Core {
             projections: &self.config.projections,
             view,
             max_value_len: self.config.max_value_len,
+            missing_projections: self.missing_projections,
         };
         let flush_above = REPLAY_MEMTABLE_FACTOR * self.config.memtable_size;
         crate::replay::replay(&projector, log, from, to, |view| {
@@ -422,6 +431,7 @@ impl GroupCommitter for Core {
             projections: &self.config.projections,
             view: &self.view,
             max_value_len: self.config.max_value_len,
+            missing_projections: self.missing_projections,
         };
         let drafts: usize = group.iter().map(|r| r.drafts.len()).sum();
         if drafts < PREFETCH_IN_APPLY_FROM {

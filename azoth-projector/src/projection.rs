@@ -103,6 +103,55 @@ pub(crate) struct Projector<'a> {
     pub(crate) projections: &'a [Arc<dyn Projection>],
     pub(crate) view: &'a View,
     pub(crate) max_value_len: usize,
+    /// How many projections the view was built with that this open lacks (see
+    /// [`missing_projections`]): application events are then refused.
+    pub(crate) missing_projections: usize,
+}
+
+/// The store metadata entry recording how many projections the view was opened with (u64,
+/// little-endian); absent for a view never opened with one.
+pub(crate) const PROJECTIONS_METADATA: &str = "azoth.view.projections";
+
+/// How many projections the view in `store` was built with that `config` lacks: the
+/// recorded count when `config` registers none (and does not allow that), else 0.
+pub(crate) fn missing_projections(
+    config: &crate::config::Config,
+    store: &dyn azoth_core::CanonicalStore,
+) -> Result<usize> {
+    let recorded = recorded_projections(store)?;
+    Ok(
+        if config.projections.is_empty() && !config.allow_missing_projections {
+            recorded
+        } else {
+            0
+        },
+    )
+}
+
+/// The projection count recorded in `store`; 0 if none is.
+pub(crate) fn recorded_projections(store: &dyn azoth_core::CanonicalStore) -> Result<usize> {
+    match store.get_metadata(PROJECTIONS_METADATA)? {
+        None => Ok(0),
+        Some(bytes) => <[u8; 8]>::try_from(bytes.as_slice())
+            .map(|b| usize::try_from(u64::from_le_bytes(b)).unwrap_or(usize::MAX))
+            .map_err(|_| {
+                AzothError::Encoding(format!(
+                    "the view's {PROJECTIONS_METADATA} entry has {} bytes, not 8",
+                    bytes.len()
+                ))
+            }),
+    }
+}
+
+/// Records in `store` that the view is built with `count` projections, if it says otherwise.
+pub(crate) fn record_projections(
+    store: &dyn azoth_core::CanonicalStore,
+    count: usize,
+) -> Result<()> {
+    if recorded_projections(store)? != count {
+        store.put_metadata(PROJECTIONS_METADATA, &(count as u64).to_le_bytes())?;
+    }
+    Ok(())
 }
 
 impl Projector<'_> {
@@ -122,6 +171,15 @@ impl Projector<'_> {
                 payload,
                 operation_id,
             } => {
+                if self.missing_projections > 0 {
+                    return Err(AzothError::Config(format!(
+                        "the view was built with {} projection(s) and this database is open \
+                         with none: the application event of kind {kind:?} would be left out \
+                         of the view; open with the application's projections, or set \
+                         Config::allow_missing_projections",
+                        self.missing_projections
+                    )));
+                }
                 let mut ctx = ProjectionContext {
                     view: self.view,
                     earlier: writes,

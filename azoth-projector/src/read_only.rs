@@ -451,6 +451,8 @@ impl Inner {
             projections: &self.config.projections,
             view,
             max_value_len: self.config.max_value_len,
+            // A read-only view is never stored: nothing to guard.
+            missing_projections: 0,
         };
         crate::replay::replay(&projector, self.log.log().as_ref(), from, to, |_| Ok(()))
     }

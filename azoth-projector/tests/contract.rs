@@ -498,3 +498,85 @@ durable_suite!(file_memory_durable, |d| base(d)
 durable_suite!(file_lmdb_always, |d| base(d)
     .sync_mode(SyncMode::Always)
     .log_backend(LogBackend::File));
+
+/// Appends an application event straight to the file log of the database in `dir`, as a
+/// crashed process leaves one: in the log, not yet in the view.
+fn append_unflushed_app_event(dir: &Path, kind: &str, amount: u64) {
+    use azoth_core::EventLog;
+    let log = azoth_file::FileLogOptions::default()
+        .sync_mode(SyncMode::Never)
+        .open(dir.join("log"))
+        .unwrap();
+    let next = log.next_event_id().unwrap();
+    let event = azoth_core::DatabaseEvent::AppEvent {
+        kind: kind.to_owned(),
+        payload: rmp_serde::to_vec(&amount).unwrap(),
+        operation_id: azoth_core::OperationId::new(1, next),
+    };
+    log.append_batch_with_ids(next, &[azoth_core::encode_event(&event).unwrap()])
+        .unwrap();
+    log.sync().unwrap();
+}
+
+/// A view built with projections is not silently changed by an open without them: such an
+/// open is refused where it would have to project application events (an unflushed tail
+/// holding them, `rebuild_view`, `append_event`), unless the configuration allows it.
+#[test]
+fn an_open_without_the_views_projections_refuses_to_leave_events_unprojected() {
+    let dir = tempfile::tempdir().unwrap();
+    let with = || with_projection(base(dir.path()));
+    let balance = |db: &Database| {
+        db.get(b"balance:ada")
+            .unwrap()
+            .map(|v| u64::from_le_bytes(v.try_into().unwrap()))
+    };
+    let db = Database::open_with(with()).unwrap();
+    db.append_typed("Credited:ada", &5u64).unwrap();
+    db.close().unwrap();
+
+    append_unflushed_app_event(dir.path(), "Credited:ada", 7);
+    let refused = Database::open_with(base(dir.path()));
+    match refused {
+        Err(AzothError::Config(message)) => assert!(message.contains("projection"), "{message}"),
+        Err(other) => panic!("expected Config, got {other}"),
+        Ok(_) => panic!("an open without projections replayed an application event"),
+    }
+    // Nothing was flushed without the projection: with it, the event counts.
+    let db = Database::open_with(with()).unwrap();
+    assert_eq!(balance(&db), Some(12));
+    db.close().unwrap();
+
+    // No application event to replay: the open goes on, and refuses to append one.
+    let db = Database::open_with(base(dir.path())).unwrap();
+    assert_eq!(balance(&db), Some(12));
+    db.put(b"plain", b"write").unwrap();
+    assert!(matches!(
+        db.append_typed("Credited:ada", &1u64),
+        Err(AzothError::Config(_))
+    ));
+    assert!(matches!(db.rebuild_view(), Err(AzothError::Config(_))));
+    assert_eq!(balance(&db), Some(12));
+    db.close().unwrap();
+
+    // Allowed: the events go in unprojected; a rebuild with the projection brings them back.
+    append_unflushed_app_event(dir.path(), "Credited:ada", 100);
+    let db = Database::open_with(base(dir.path()).allow_missing_projections(true)).unwrap();
+    assert_eq!(balance(&db), Some(12));
+    db.append_typed("Credited:ada", &1000u64).unwrap();
+    db.close().unwrap();
+    let db = Database::open_with(with()).unwrap();
+    assert_eq!(balance(&db), Some(12));
+    db.rebuild_view().unwrap();
+    assert_eq!(balance(&db), Some(1112));
+    db.close().unwrap();
+
+    // A database that never had projections opens without them, whatever its log holds.
+    let plain = tempfile::tempdir().unwrap();
+    let db = Database::open_with(base(plain.path())).unwrap();
+    db.append_typed("Credited:ada", &1u64).unwrap();
+    db.close().unwrap();
+    append_unflushed_app_event(plain.path(), "Credited:ada", 2);
+    let db = Database::open_with(base(plain.path())).unwrap();
+    assert_eq!(db.get_events().unwrap().len(), 2);
+    db.close().unwrap();
+}
