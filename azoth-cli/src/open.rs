@@ -20,6 +20,9 @@ pub struct Target {
     pub dir: PathBuf,
     /// `--backend`, if given.
     pub backend: Option<Backend>,
+    /// Open a view built with the application's projections without them, and let its
+    /// application events go unprojected (`rebuild --allow-app-events`).
+    pub allow_missing_projections: bool,
 }
 
 impl Target {
@@ -28,6 +31,15 @@ impl Target {
         Self {
             dir: cli.data_dir.clone(),
             backend: cli.backend,
+            allow_missing_projections: false,
+        }
+    }
+
+    /// This target, allowing (or not) an open without the view's projections.
+    pub fn allowing_missing_projections(&self, allow: bool) -> Self {
+        Self {
+            allow_missing_projections: allow,
+            ..self.clone()
         }
     }
 
@@ -62,7 +74,9 @@ impl Target {
     }
 
     fn config(&self) -> CliResult<Config> {
-        Ok(Config::new(&self.dir).log_backend(self.backend()?))
+        Ok(Config::new(&self.dir)
+            .log_backend(self.backend()?)
+            .allow_missing_projections(self.allow_missing_projections))
     }
 
     /// Opens the database for a write command, creating the directory if needed.

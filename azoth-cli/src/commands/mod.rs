@@ -67,7 +67,10 @@ pub fn run(cli: &Cli, out: &mut Output<'_>) -> CliResult {
         Command::Backup(args) => with_writer(&target, |db| backup::backup(db, &args.dest, out)),
         Command::Restore(args) => backup::restore(&args.src, &target.dir, out),
         Command::Compact => with_writer(&target, |db| maintenance::compact(db, out)),
-        Command::Rebuild(args) => with_writer(&target, |db| maintenance::rebuild(db, args, out)),
+        Command::Rebuild(args) => with_writer(
+            &target.allowing_missing_projections(args.allow_app_events),
+            |db| maintenance::rebuild(db, args, out),
+        ),
         Command::Import(args) => with_writer(&target, |db| import::import(db, args, out)),
         Command::Interactive => repl::run(&target, out),
     }

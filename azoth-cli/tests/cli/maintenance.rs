@@ -110,11 +110,21 @@ fn rebuild_replays_the_log_into_a_fresh_view() {
 fn rebuild_refuses_a_log_with_app_events_unless_told() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let db = Database::open_with(Config::new(d).sync_mode(SyncMode::Never)).unwrap();
+    // The application's view is built with a projection (the library records that).
+    let config = Config::new(d).sync_mode(SyncMode::Never).projection(
+        |kind: &str, payload: &[u8], view: &mut azoth::ProjectionContext<'_>| {
+            if kind == "Deposited" {
+                view.put(b"deposited", payload)?;
+            }
+            Ok(())
+        },
+    );
+    let db = Database::open_with(config).unwrap();
     db.put(b"k", b"v").unwrap();
     db.append_event("Deposited", b"10").unwrap();
     db.close().unwrap();
     drop(db);
+    assert_eq!(ok(d, &["get", "deposited"]), "10\n");
     let e = fails(d, &["rebuild"], 1);
     assert!(
         e.contains("application events (the first is event 2)"),
@@ -122,4 +132,6 @@ fn rebuild_refuses_a_log_with_app_events_unless_told() {
     );
     ok(d, &["rebuild", "--allow-app-events"]);
     assert_eq!(ok(d, &["get", "k"]), "v\n");
+    // Rebuilt with puts and deletes only, as asked.
+    assert_eq!(ok(d, &["get", "deposited"]), "");
 }
