@@ -133,3 +133,29 @@ fn long_jobs_draw_no_progress_when_stderr_is_not_a_terminal() {
         );
     }
 }
+
+#[test]
+fn import_refuses_app_events_into_a_view_built_with_projections() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let config = Config::new(d).sync_mode(SyncMode::Never).projection(
+        |_: &str, payload: &[u8], view: &mut azoth::ProjectionContext<'_>| {
+            view.put(b"last", payload)
+        },
+    );
+    let db = Database::open_with(config).unwrap();
+    db.append_event("Deposited", b"10").unwrap();
+    db.close().unwrap();
+    drop(db);
+    let file = d.join("dump.jsonl");
+    fs::write(
+        &file,
+        "{\"type\":\"put\",\"key\":\"a\",\"value\":\"1\"}\n\
+         {\"type\":\"app\",\"kind\":\"Deposited\",\"payload\":\"20\"}\n",
+    )
+    .unwrap();
+    let e = fails(d, &["import", file.to_str().unwrap()], 1);
+    assert!(e.contains("projection"), "{e}");
+    // The app event's projection never ran without it; the earlier one's result stands.
+    assert_eq!(ok(d, &["get", "last"]), "10\n");
+}
