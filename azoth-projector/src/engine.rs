@@ -35,6 +35,9 @@ const REPLAY_MEMTABLE_FACTOR: usize = 4;
 const SPARE_BUFFERS: usize = 1024;
 /// ...and none larger than this, so that one large event does not stay allocated.
 const SPARE_BUFFER_BYTES: usize = 4096;
+/// The group lists kept between groups hold at most this many entries' room: one huge batch
+/// must not leave its lists allocated for good.
+const KEPT_GROUP_ROOM: usize = 4096;
 
 /// What only the group leader touches (and `rebuild_view`, to hold writers off).
 pub(crate) struct Clock {
@@ -54,13 +57,20 @@ impl Clock {
         self.spare.pop().unwrap_or_default()
     }
 
-    /// Keeps the group's encoding buffers (those the subscriptions did not take) for the next.
+    /// Keeps the group's encoding buffers (those the subscriptions did not take) for the next,
+    /// and its lists, unless a large group left them large.
     fn recycle(&mut self) {
         for mut buf in self.encoded.drain(..) {
             if self.spare.len() < SPARE_BUFFERS && buf.capacity() <= SPARE_BUFFER_BYTES {
                 buf.clear();
                 self.spare.push(buf);
             }
+        }
+        if self.encoded.capacity() > KEPT_GROUP_ROOM {
+            self.encoded = Vec::new();
+        }
+        if self.writes.capacity() > KEPT_GROUP_ROOM {
+            self.writes = Vec::new();
         }
     }
 }
@@ -492,9 +502,9 @@ impl GroupCommitter for Core {
         if let Err(e) = log.append_batch_with_ids(first, &clock.encoded) {
             tracing::error!(error = %e, first, "appending a commit group failed");
             clock.next_id = log.next_event_id().unwrap_or(first);
-            clock.encoded.clear();
             writes.clear();
             clock.writes = writes;
+            clock.recycle();
             for request in group {
                 if let Some(Ok(_)) = request.outcome {
                     request.outcome = Some(Err(share_error(&e)));
