@@ -191,7 +191,7 @@ impl Database {
     }
 
     /// [`append_event`](Self::append_event) with `event` encoded by
-    /// [`encode_payload`](crate::encode_payload) (rmp-serde); read it back with
+    /// [`encode_payload`] (rmp-serde); read it back with
     /// [`decode_payload`](crate::decode_payload).
     ///
     /// # Errors

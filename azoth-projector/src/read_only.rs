@@ -302,7 +302,7 @@ impl ReadOnlyDatabase {
     /// Errors of the log (also as items, e.g. `Corruption`). Events already
     /// deleted when it is made are skipped (it starts at the oldest event left); events that
     /// retention deletes before the iterator reaches them are never skipped silently: it
-    /// ends with an [`AzothError::EventsDeleted`](azoth_core::AzothError::EventsDeleted)
+    /// ends with an [`AzothError::EventsDeleted`]
     /// item naming them.
     pub fn events_since(&self, after: EventId) -> Result<Events> {
         Ok(Events {
