@@ -19,6 +19,7 @@ use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub(crate) use arena::ChunkPool;
 use arena::{Arena, Record, RecordRef};
 use index::Index;
+pub(crate) use index::SlotPool;
 
 /// Bytes counted per key beyond its records in the arena (and its key's heap copy, when the
 /// key is too long to be stored inline): the ordered map's entry and its share of B-tree
@@ -232,21 +233,22 @@ pub(crate) struct Memtable {
 impl Memtable {
     #[cfg(test)]
     pub(crate) fn new(last_event: EventId) -> Self {
-        Self::with_pool(last_event, Arc::default(), 0)
+        Self::with_pools(last_event, Arc::default(), Arc::default(), 0)
     }
 
-    /// An empty memtable whose arena takes chunks from `pool`, sized for `expected_keys`
-    /// (the keys of the memtable it follows: growing the index as it fills rehashed every
-    /// key about twice).
-    pub(crate) fn with_pool(
+    /// An empty memtable whose arena and index reuse the memory in `chunks` and `slots`
+    /// (what flushed memtables gave back), sized for `expected_keys` (the keys of the
+    /// memtable it follows: growing the index as it fills rehashed every key about twice).
+    pub(crate) fn with_pools(
         last_event: EventId,
-        pool: Arc<ChunkPool>,
+        chunks: Arc<ChunkPool>,
+        slots: Arc<SlotPool>,
         expected_keys: usize,
     ) -> Self {
         Self {
             map: RwLock::new(Maps {
-                arena: Arena::new(pool),
-                index: Index::with_capacity(expected_keys),
+                arena: Arena::new(chunks),
+                index: Index::with_capacity(expected_keys, slots),
                 ordered: BTreeMap::new(),
                 unordered: Vec::new(),
             }),

@@ -12,7 +12,7 @@ use azoth_core::{
 };
 use parking_lot::{Mutex, MutexGuard, RwLock};
 
-use crate::memtable::{ChunkPool, MemEntry, Memtable};
+use crate::memtable::{ChunkPool, MemEntry, Memtable, SlotPool};
 
 /// The layers of the view. Readers hold the read lock for a whole lookup, so a flush cannot
 /// drop a frozen memtable between the moment a reader passes it and the moment it reads the
@@ -31,8 +31,9 @@ pub(crate) struct View {
     flush_lock: Mutex<()>,
     checkpoint: AtomicU64,
     flushes: AtomicU64,
-    /// Chunks of flushed memtables, for the next ones.
+    /// Chunks and index slots of flushed memtables, for the next ones.
     chunks: Arc<ChunkPool>,
+    slots: Arc<SlotPool>,
     /// Held by every metadata write (subscription positions, dead letters) and by
     /// `rebuild_view` while it carries the metadata over to the new store, so that no write
     /// lands in the old store after the copy.
@@ -55,9 +56,15 @@ impl View {
         reuse_bytes: usize,
     ) -> Self {
         let chunks = Arc::new(ChunkPool::new(reuse_bytes));
+        let slots = Arc::new(SlotPool::default());
         Self {
             tables: RwLock::new(Tables {
-                active: Arc::new(Memtable::with_pool(checkpoint, Arc::clone(&chunks), 0)),
+                active: Arc::new(Memtable::with_pools(
+                    checkpoint,
+                    Arc::clone(&chunks),
+                    Arc::clone(&slots),
+                    0,
+                )),
                 frozen: Vec::new(),
                 store: Some(store),
             }),
@@ -65,6 +72,7 @@ impl View {
             checkpoint: AtomicU64::new(checkpoint),
             flushes: AtomicU64::new(0),
             chunks,
+            slots,
             metadata_lock: Mutex::new(()),
         }
     }
@@ -208,9 +216,10 @@ impl View {
             }
             let active_last = tables.active.last_event();
             if !tables.active.is_empty() || active_last > self.checkpoint() {
-                let fresh = Arc::new(Memtable::with_pool(
+                let fresh = Arc::new(Memtable::with_pools(
                     active_last,
                     Arc::clone(&self.chunks),
+                    Arc::clone(&self.slots),
                     tables.active.len(),
                 ));
                 let old = std::mem::replace(&mut tables.active, fresh);
@@ -246,7 +255,12 @@ impl View {
     ) -> Option<Arc<dyn CanonicalStore>> {
         let _flushing = self.flush_lock.lock();
         let mut tables = self.tables.write();
-        tables.active = Arc::new(Memtable::with_pool(checkpoint, Arc::clone(&self.chunks), 0));
+        tables.active = Arc::new(Memtable::with_pools(
+            checkpoint,
+            Arc::clone(&self.chunks),
+            Arc::clone(&self.slots),
+            0,
+        ));
         tables.frozen.clear();
         self.checkpoint.store(checkpoint, Ordering::Release);
         tables.store.replace(store)

@@ -8,6 +8,9 @@
 //! is a tombstone record), so probing needs no deletion marks.
 
 use std::hash::BuildHasher;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use super::arena::{Arena, RecordRef};
 
@@ -36,6 +39,48 @@ pub(crate) struct Index {
     hasher: foldhash::fast::RandomState,
     /// Slots to grow to at the first growth (see [`with_capacity`](Self::with_capacity)).
     grow_to: usize,
+    pool: Arc<SlotPool>,
+}
+
+/// The slot array of a dropped index, kept for the next index of that size: a fresh array is
+/// a page fault and a zeroed page per 4 KiB (a tenth of a bulk load's writer time), where a
+/// kept one is only refilled. Holds one array, the largest given.
+#[derive(Debug, Default)]
+pub(crate) struct SlotPool {
+    spare: Mutex<Option<Vec<Slot>>>,
+}
+
+impl SlotPool {
+    /// An empty array of `len` slots, from the pool if it holds one that long.
+    fn take(&self, len: usize) -> Vec<Slot> {
+        let mut spare = self.spare.lock();
+        match spare.take() {
+            Some(mut slots) if slots.len() == len => {
+                drop(spare);
+                slots.fill(EMPTY);
+                slots
+            }
+            other => {
+                *spare = other;
+                vec![EMPTY; len]
+            }
+        }
+    }
+
+    fn give(&self, slots: Vec<Slot>) {
+        if slots.len() > INITIAL_SLOTS {
+            let mut spare = self.spare.lock();
+            if spare.as_ref().is_none_or(|kept| kept.len() <= slots.len()) {
+                *spare = Some(slots);
+            }
+        }
+    }
+}
+
+impl Drop for Index {
+    fn drop(&mut self) {
+        self.pool.give(std::mem::take(&mut self.slots));
+    }
 }
 
 /// Where a probe for a key ended.
@@ -46,7 +91,7 @@ enum Probe {
 
 impl Default for Index {
     fn default() -> Self {
-        Self::with_capacity(0)
+        Self::with_capacity(0, Arc::default())
     }
 }
 
@@ -55,12 +100,13 @@ impl Index {
     /// `keys` keys: a memtable that fills as the one before it rehashes once instead of about
     /// twice per key, and one that stays small (a read-mostly database just after a flush)
     /// keeps a small, cached slot array.
-    pub(crate) fn with_capacity(keys: usize) -> Self {
+    pub(crate) fn with_capacity(keys: usize, pool: Arc<SlotPool>) -> Self {
         Self {
             slots: vec![EMPTY; INITIAL_SLOTS],
             len: 0,
             hasher: foldhash::fast::RandomState::default(),
             grow_to: keys.saturating_mul(2).next_power_of_two(),
+            pool,
         }
     }
 
@@ -146,7 +192,7 @@ impl Index {
     /// Doubles the slots, placing every key again by its stored hash.
     fn grow(&mut self) {
         let size = (self.slots.len() * 2).max(std::mem::take(&mut self.grow_to));
-        let old = std::mem::replace(&mut self.slots, vec![EMPTY; size]);
+        let old = std::mem::replace(&mut self.slots, self.pool.take(size));
         let mask = self.slots.len() - 1;
         for slot in old.into_iter().filter(|s| s.record != NO_RECORD) {
             let mut at = slot.hash as usize & mask;
@@ -197,7 +243,8 @@ mod tests {
         assert_eq!(index.get(b"absent", &arena), None);
         assert_eq!(index.get(b"", &arena), None);
         assert!(index.slots.len() >= 2 * index.len());
-        let mut sized = Index::with_capacity(3000);
+        let pool = Arc::new(SlotPool::default());
+        let mut sized = Index::with_capacity(3000, Arc::clone(&pool));
         assert_eq!(sized.slots.len(), INITIAL_SLOTS);
         sized.reserve(INITIAL_SLOTS);
         assert_eq!(
@@ -207,5 +254,18 @@ mod tests {
         );
         sized.reserve(5000);
         assert_eq!(sized.slots.len(), 16384, "later ones double");
+        // A dropped index's array serves the next index of its size, emptied.
+        for i in 0..3u64 {
+            let key = i.to_be_bytes();
+            let at = arena.push(&key, None, OperationId::new(1, i));
+            sized.insert(&key, at, &arena);
+        }
+        drop(sized);
+        let mut next = Index::with_capacity(8000, Arc::clone(&pool));
+        next.reserve(INITIAL_SLOTS);
+        assert_eq!(next.slots.len(), 16384);
+        assert!(pool.spare.lock().is_none(), "taken from the pool");
+        assert_eq!(next.len(), 0);
+        assert_eq!(next.get(&1u64.to_be_bytes(), &arena), None);
     }
 }
