@@ -332,12 +332,24 @@ impl Core {
         self.view.flush(log.as_ref())
     }
 
-    /// After a group: wake the flusher at the memtable size; flush here, holding the writers
-    /// back, at twice that size (the flusher is behind, so memory would grow without bound).
+    /// After a group: wake the flusher at the memtable size. At twice that size the flusher
+    /// is behind: wait for its flush in progress and hand it this memtable, so that writing
+    /// and flushing overlap (a writer that flushed itself left the flusher idle meanwhile);
+    /// if the flusher's last flush failed, flush here, holding the writers back, so that
+    /// memory does not grow without bound.
     fn after_group(&self) {
         let active = self.view.active_bytes();
         if active > 2 * self.config.memtable_size {
-            if let Err(e) = self.flush() {
+            let handed = match self.view.hand_over_to_flush() {
+                Ok(handed) => handed,
+                Err(e) => {
+                    tracing::warn!(error = %e, "freezing the memtable failed");
+                    false
+                }
+            };
+            if handed {
+                self.nudge_flusher();
+            } else if let Err(e) = self.flush() {
                 tracing::warn!(error = %e, "flush under memory pressure failed");
             }
         } else if active > self.config.memtable_size {

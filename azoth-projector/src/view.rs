@@ -200,6 +200,40 @@ impl View {
         sizes
     }
 
+    /// Makes the active memtable frozen (newest of the frozen ones) and starts a fresh one,
+    /// unless it holds nothing to flush. The next flush moves it into the store.
+    fn freeze(&self) -> Result<()> {
+        let mut tables = self.tables.write();
+        if tables.store.is_none() {
+            return Err(AzothError::Closed);
+        }
+        let active_last = tables.active.last_event();
+        if !tables.active.is_empty() || active_last > self.checkpoint() {
+            let fresh = Arc::new(Memtable::with_pools(
+                active_last,
+                Arc::clone(&self.chunks),
+                Arc::clone(&self.slots),
+                tables.active.len(),
+            ));
+            let old = std::mem::replace(&mut tables.active, fresh);
+            tables.frozen.insert(0, old);
+        }
+        Ok(())
+    }
+
+    /// For a writer that filled the active memtable faster than the flusher flushes: waits
+    /// for the flush in progress, if any, then freezes the active memtable for the flusher to
+    /// flush while writers go on. Returns false, freezing nothing, if a frozen memtable is
+    /// still waiting (the last flush failed): the caller then flushes itself.
+    pub(crate) fn hand_over_to_flush(&self) -> Result<bool> {
+        let _flushing = self.flush_lock.lock();
+        if !self.tables.read().frozen.is_empty() {
+            return Ok(false);
+        }
+        self.freeze()?;
+        Ok(true)
+    }
+
     /// Moves everything in the memtables into the store: freeze the active memtable, sync the
     /// log (the write-ahead rule: the store may never be ahead of the durable log), apply the
     /// frozen memtables oldest first, each with its checkpoint in one store transaction, and
@@ -209,23 +243,7 @@ impl View {
     /// flush retries it.
     pub(crate) fn flush(&self, log: &dyn EventLog) -> Result<()> {
         let _flushing = self.flush_lock.lock();
-        {
-            let mut tables = self.tables.write();
-            if tables.store.is_none() {
-                return Err(AzothError::Closed);
-            }
-            let active_last = tables.active.last_event();
-            if !tables.active.is_empty() || active_last > self.checkpoint() {
-                let fresh = Arc::new(Memtable::with_pools(
-                    active_last,
-                    Arc::clone(&self.chunks),
-                    Arc::clone(&self.slots),
-                    tables.active.len(),
-                ));
-                let old = std::mem::replace(&mut tables.active, fresh);
-                tables.frozen.insert(0, old);
-            }
-        }
+        self.freeze()?;
         loop {
             let (oldest, store) = {
                 let tables = self.tables.read();
