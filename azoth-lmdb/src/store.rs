@@ -242,6 +242,36 @@ fn key_order(writes: &[StoreWrite]) -> Vec<usize> {
     order
 }
 
+/// Writes one change in `txn`: a delete; a put with `MDB_APPEND` when `append` says its key
+/// lies past every key stored before it (full pages, no search from the root); else a put
+/// whose value is written straight into the reserved page (no staging copy). `staged` is
+/// the appended value's buffer, kept from one change to the next.
+fn write_change(
+    state: &Db,
+    txn: &mut heed::RwTxn<'_>,
+    change: StoreWriteRef<'_>,
+    append: bool,
+    staged: &mut Vec<u8>,
+) -> std::result::Result<(), TxnError> {
+    let Some(v) = change.value else {
+        state.delete(txn, change.key)?;
+        return Ok(());
+    };
+    let header = value::header(change.operation_id);
+    if append {
+        staged.clear();
+        staged.extend_from_slice(&header);
+        staged.extend_from_slice(v);
+        state.put_with_flags(txn, PutFlags::APPEND, change.key, staged)?;
+    } else {
+        state.put_reserved(txn, change.key, value::HEADER_LEN + v.len(), |out| {
+            out.write_all(&header)?;
+            out.write_all(v)
+        })?;
+    }
+    Ok(())
+}
+
 /// Whether `writes`, taken in `order`, are all puts with strictly ascending keys.
 fn are_ascending_puts(writes: &[StoreWrite], order: &[usize]) -> bool {
     writes.iter().all(|w| w.value.is_some())
@@ -321,33 +351,12 @@ impl CanonicalStore for LmdbStore {
                     (_, None) => false,
                 };
             for write in order.iter().map(|&i| &batch.writes[i]) {
-                if append {
-                    if let Some(v) = &write.value {
-                        staged.clear();
-                        staged.extend_from_slice(&value::header(write.operation_id));
-                        staged.extend_from_slice(v);
-                        state.put_with_flags(txn, PutFlags::APPEND, &write.key, &staged)?;
-                        continue;
-                    }
-                }
-                match &write.value {
-                    Some(v) => {
-                        let header = value::header(write.operation_id);
-                        // Reserve the space and write straight into the page: no staging copy.
-                        state.put_reserved(
-                            txn,
-                            &write.key,
-                            value::HEADER_LEN + v.len(),
-                            |out| {
-                                out.write_all(&header)?;
-                                out.write_all(v)
-                            },
-                        )?;
-                    }
-                    None => {
-                        state.delete(txn, &write.key)?;
-                    }
-                }
+                let change = StoreWriteRef {
+                    key: &write.key,
+                    value: write.value.as_deref(),
+                    operation_id: write.operation_id,
+                };
+                write_change(&state, txn, change, append, &mut staged)?;
             }
             if let Some(checkpoint) = batch.checkpoint {
                 system.put(txn, CHECKPOINT_KEY, &checkpoint.to_be_bytes())?;
@@ -379,24 +388,8 @@ impl CanonicalStore for LmdbStore {
             let mut lmdb_error: Option<TxnError> = None;
             let mut put = |w: StoreWriteRef<'_>| -> std::result::Result<(), TxnError> {
                 check_key(w.key)?;
-                let Some(v) = w.value else {
-                    state.delete(txn, w.key)?;
-                    return Ok(());
-                };
                 past_end = past_end || last_stored.as_deref().is_some_and(|last| w.key > last);
-                let header = value::header(w.operation_id);
-                if past_end {
-                    staged.clear();
-                    staged.extend_from_slice(&header);
-                    staged.extend_from_slice(v);
-                    state.put_with_flags(txn, PutFlags::APPEND, w.key, &staged)?;
-                } else {
-                    state.put_reserved(txn, w.key, value::HEADER_LEN + v.len(), |out| {
-                        out.write_all(&header)?;
-                        out.write_all(v)
-                    })?;
-                }
-                Ok(())
+                write_change(&state, txn, w, past_end, &mut staged)
             };
             let visited = writes.for_each(&mut |w| {
                 put(w).map_err(|e| match e {
