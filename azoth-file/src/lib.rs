@@ -86,4 +86,7 @@ mod verify;
 
 pub use archive::FileLogStats;
 pub use log::FileEventLog;
-pub use options::{DEFAULT_COMPRESSION_LEVEL, DEFAULT_SEGMENT_SIZE, FileLogOptions, RecoveryMode};
+pub use options::{
+    DEFAULT_COMPRESSION_LEVEL, DEFAULT_PREALLOCATE, DEFAULT_SEGMENT_SIZE, FileLogOptions,
+    RecoveryMode,
+};

@@ -104,9 +104,46 @@ pub(crate) struct Tail {
     pending_count: u32,
     /// The block under construction at write-out, reused.
     frame: Vec<u8>,
+    /// The file's length: the written blocks, then any zeros written ahead of them
+    /// ([`FileLogOptions::preallocate`]).
+    file_len: u64,
 }
 
+/// Zeros to write ahead of the log end from ([`Tail::zero_ahead`]).
+static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+
 impl Tail {
+    /// Makes sure the file holds zeros (or blocks) up to `block_end` plus `ahead` bytes, short
+    /// of `limit` (the segment size: the segment is sealed there), before a block ending at
+    /// `block_end` is written. Overwriting zeros instead of growing the file lets the block's
+    /// `fdatasync` skip writing the inode. On failure nothing is lost: the zeros written so
+    /// far are harmless, and the append fails before its block is written.
+    fn zero_ahead(&mut self, block_end: u64, ahead: u64, limit: u64) -> std::io::Result<()> {
+        if ahead == 0 || block_end <= self.file_len {
+            return Ok(());
+        }
+        let target = block_end.saturating_add(ahead).min(limit);
+        let mut at = self.file_len.max(block_end);
+        while at < target {
+            let n = (target - at).min(ZEROS.len() as u64);
+            // `n` is at most `ZEROS.len()`.
+            self.file.write_all_at(&ZEROS[..n as usize], at)?;
+            at += n;
+        }
+        self.file_len = self.file_len.max(at);
+        Ok(())
+    }
+
+    /// Cuts off the zeros written ahead of the last block, so that the file ends where the
+    /// log does (at sealing and at close).
+    fn cut_zeros(&mut self) -> std::io::Result<()> {
+        if self.file_len > self.written {
+            self.file.set_len(self.written)?;
+            self.file_len = self.written;
+        }
+        Ok(())
+    }
+
     /// The end of the block the gathered events will make, where the next append starts.
     fn end(&self) -> u64 {
         if self.pending_count == 0 {
@@ -134,6 +171,7 @@ impl Tail {
         self.file.write_all_at(&self.frame, self.written)?;
         self.seg.note_block(self.pending_first, self.written);
         self.written += self.frame.len() as u64;
+        self.file_len = self.file_len.max(self.written);
         self.last_hash = hash;
         self.seg.set_written(self.written);
         self.pending.clear();
@@ -187,6 +225,14 @@ impl Shared {
             if seg.is_none_or(|s| Arc::ptr_eq(s, &t.seg)) {
                 t.write_out()?;
             }
+        }
+        Ok(())
+    }
+
+    /// Cuts off the zeros written ahead of the active segment's last block.
+    fn cut_zeros(&self) -> Result<()> {
+        if let Some(t) = self.tail.lock().as_mut() {
+            t.cut_zeros()?;
         }
         Ok(())
     }
@@ -310,6 +356,8 @@ impl FileEventLog {
                 pending_first: w.next_id,
                 pending_count: 0,
                 frame: Vec::new(),
+                // Open cut any zeros a crash left after the last block.
+                file_len: w.offset,
             })),
             read_only,
             follow: Mutex::new(()),
@@ -423,6 +471,11 @@ impl FileEventLog {
                 tail.pending_count += events.len() as u32;
             } else {
                 let block_offset = tail.written;
+                if always {
+                    let options = &self.shared.options;
+                    let block_end = block_offset + len as u64;
+                    tail.zero_ahead(block_end, options.preallocate, options.segment_size)?;
+                }
                 let hash = encode_frame(&mut w.buf, &tail.last_hash, first_event_id, events);
                 if let Err(e) = w.file.write_all_at(&w.buf, block_offset) {
                     // Readers never see past the published end, so the log stays consistent;
@@ -432,10 +485,12 @@ impl FileEventLog {
                             "write failed ({e}) and truncating it failed ({e2})"
                         ));
                     }
+                    tail.file_len = block_offset;
                     return Err(e.into());
                 }
                 w.seg.note_block(first_event_id, block_offset);
                 tail.written = block_offset + len as u64;
+                tail.file_len = tail.file_len.max(tail.written);
                 tail.last_hash = hash;
                 w.seg.set_written(tail.written);
                 if w.buf.capacity() > KEEP_BUFFER {
@@ -474,6 +529,8 @@ impl FileEventLog {
         let dir = &self.shared.dir;
         // A sealed segment is whole on its file: readers of sealed data never ask for more.
         self.shared.write_out_tail(None)?;
+        // ... and ends with its last block (the sync below makes the cut durable).
+        self.shared.cut_zeros()?;
         // With SyncMode::Never nothing on the append path syncs, sealing included: an fsync
         // of even a small file can force the file system to write back the whole segment.
         let durable = self.shared.options.sync_mode != SyncMode::Never;
@@ -520,6 +577,7 @@ impl FileEventLog {
             tail.file = Arc::clone(&file);
             tail.seg = Arc::clone(&seg);
             tail.written = SEGMENT_HEADER_LEN as u64;
+            tail.file_len = SEGMENT_HEADER_LEN as u64;
             tail.pending_first = w.next_id;
         }
         w.seg = seg;
@@ -622,6 +680,10 @@ impl Drop for FileEventLog {
             if let Err(e) = self.shared.write_out_tail(None) {
                 tracing::error!(dir = %self.shared.dir.display(), error = %e, "final write failed");
                 return;
+            }
+            // Leave the file ending with the log (a crash leaves the zeros to the next open).
+            if let Err(e) = self.shared.cut_zeros() {
+                tracing::warn!(dir = %self.shared.dir.display(), error = %e, "cutting the preallocated zeros failed");
             }
         }
         if self.shared.options.sync_mode == SyncMode::Never {

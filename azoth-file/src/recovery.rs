@@ -368,7 +368,19 @@ fn open_active(
             ),
         ));
     }
-    let s = scan(File::open(path)?, &header, len);
+    let mut s = scan(File::open(path)?, &header, len);
+    let torn = matches!(s.failure, Some(ScanError::Decode { .. }));
+    if torn && zeros_from(path, s.end_offset, len)? {
+        // The zeros an `Always` writer keeps ahead of its last block (`preallocate`), left by
+        // a crash: the log ends where they start. Cut them off; nothing was lost.
+        tracing::debug!(segment = %path.display(), bytes = len - s.end_offset, "cutting preallocated zeros");
+        s.failure = None;
+        if !read_only {
+            let f = fs.open_writable(path, false)?;
+            f.set_len(s.end_offset)?;
+            f.sync_data()?;
+        }
+    }
     if let Some(failure) = s.failure {
         let failure = match failure {
             ScanError::Io(e) => return Err(e.into()),
@@ -439,6 +451,27 @@ fn open_active(
         offset: s.end_offset,
         last_hash: s.last_hash,
     })
+}
+
+/// True when every byte of the file at `path` from `offset` to `len` is zero.
+fn zeros_from(path: &Path, offset: u64, len: u64) -> Result<bool> {
+    let file = File::open(path)?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut at = offset;
+    while at < len {
+        let want = buf
+            .len()
+            .min(usize::try_from(len - at).unwrap_or(usize::MAX));
+        let n = read_up_to(&file, &mut buf[..want], at)?;
+        if n == 0 {
+            break;
+        }
+        if buf[..n].iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        at += n as u64;
+    }
+    Ok(true)
 }
 
 /// True when the damaged block at `offset` has a whole header and a whole, valid block after
