@@ -511,7 +511,10 @@ fn main() {
         );
     }
 
-    let n = 100_000;
+    let n = std::env::var("AZOTH_BENCH_GET_KEYS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100_000);
     if wanted("get, memtable-resident (100k keys)") {
         let v = get(n, false, budget);
         row(
