@@ -163,7 +163,8 @@ pub(crate) fn open_log(config: &Config) -> Result<LogHandle> {
                 .segment_size(config.segment_size)
                 .sync_mode(config.sync_mode)
                 .compression_level(config.archive_compression_level)
-                .write_buffer(config.log_write_buffer);
+                .write_buffer(config.log_write_buffer)
+                .preallocate(config.log_preallocate);
             if let Some(archive_dir) = &config.archive_dir {
                 options = options.archive_dir(archive_dir);
             }
