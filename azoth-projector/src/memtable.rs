@@ -23,10 +23,10 @@ pub(crate) use index::SlotPool;
 
 /// Bytes counted per key beyond its records in the arena (and its key's heap copy, when the
 /// key is too long to be stored inline): the ordered map's entry and its share of B-tree
-/// nodes, the index slot (8 bytes) with its share of empty slots. An estimate, so that many tiny
+/// nodes, the index slot with its share of empty slots. An estimate, so that many tiny
 /// entries still count toward the flush threshold. Every record counts in full, overwritten
 /// or not: the arena keeps them until the memtable is dropped.
-const KEY_OVERHEAD: usize = 64;
+const KEY_OVERHEAD: usize = 80;
 
 /// Groups of at least this many writes prefetch their index slots when they are applied
 /// (see [`Index::prefetch`]); smaller ones are prefetched by the committer, before their
