@@ -263,7 +263,7 @@ impl Memtable {
         if !writes.is_empty() {
             let mut guard = self.map.write();
             let maps = &mut *guard;
-            maps.index.reserve(writes.len(), &maps.arena);
+            maps.index.reserve(writes.len());
             if writes.len() >= PREFETCH_IN_APPLY_FROM {
                 maps.index.prefetch(writes.iter().map(|w| w.key.as_slice()));
             }

@@ -39,11 +39,6 @@ const TOMBSTONE: u64 = u64::MAX;
 pub(crate) struct RecordRef(u64);
 
 impl RecordRef {
-    /// Every reference fits this many bits (the index keeps 48): a chunk index needs 28 of
-    /// them, and 2^28 chunks would be 64 TiB even of the smallest chunks a record gets alone
-    /// (256 KiB), far past what a memtable holds before it is flushed.
-    pub(crate) const MAX_BITS: u32 = 48;
-
     pub(crate) fn to_bits(self) -> u64 {
         self.0
     }

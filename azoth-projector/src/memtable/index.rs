@@ -1,14 +1,11 @@
 //! [`Index`]: the memtable's hash index from key to its newest record in the arena.
 //!
-//! Open addressing with linear probing over one array of 8-byte slots, each holding 16 bits
-//! of the key's hash (a tag) beside the record's reference. A lookup reads one slot (usually
-//! one cache line) and then the record, whose key and value sit together; a general-purpose
-//! map would read a control byte, then a wide slot, then a separate value. The slot keeps
-//! only a tag, not the whole hash (16 bytes a slot), to halve the index's memory: 2 MiB for
-//! 100 000 keys. (Measured alternately against whole-hash slots: memtable gets and bulk loads
-//! were within the noise, so the gain is the memory.) The tag makes a key comparison on a
-//! slot of another key rare (1 in 65 536). Keys are never removed from a memtable (a delete is
-//! a tombstone record), so probing needs no deletion marks.
+//! Open addressing with linear probing over one array of 16-byte slots, each holding the
+//! key's hash beside the record's reference. A lookup reads one slot (usually one cache
+//! line) and then the record, whose key and value sit together; a general-purpose map would
+//! read a control byte, then a wide slot, then a separate value. Growing moves slots by
+//! their stored hash without reading a key. Keys are never removed from a memtable (a delete
+//! is a tombstone record), so probing needs no deletion marks.
 
 use std::hash::BuildHasher;
 use std::sync::Arc;
@@ -20,39 +17,20 @@ use super::arena::{Arena, RecordRef};
 /// Slots start at this many, and grow when more than half are taken.
 const INITIAL_SLOTS: usize = 1024;
 
-/// One slot: the tag of a key's hash (high 16 bits) and its newest record (low 48).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Slot(u64);
-
-/// The bits of a slot that hold the record.
-const RECORD_BITS: u32 = 48;
-
-/// No record has these bits (see [`RecordRef::MAX_BITS`]).
-const EMPTY: Slot = Slot(u64::MAX);
-
-impl Slot {
-    fn new(hash: u64, record: RecordRef) -> Self {
-        debug_assert!(record.to_bits() < 1 << RecordRef::MAX_BITS);
-        Self((tag(hash) << RECORD_BITS) | record.to_bits())
-    }
-
-    fn is_empty(self) -> bool {
-        self == EMPTY
-    }
-
-    fn record(self) -> RecordRef {
-        RecordRef::from_bits(self.0 & ((1 << RECORD_BITS) - 1))
-    }
-
-    fn has_tag_of(self, hash: u64) -> bool {
-        self.0 >> RECORD_BITS == tag(hash)
-    }
+/// One slot: a key's hash and its newest record.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    hash: u64,
+    record: u64,
 }
 
-/// The hash bits a slot keeps: the high ones, as the low ones choose the slot.
-fn tag(hash: u64) -> u64 {
-    hash >> RECORD_BITS
-}
+/// No record has these bits (a chunk index that large is never reached).
+const NO_RECORD: u64 = u64::MAX;
+
+const EMPTY: Slot = Slot {
+    hash: 0,
+    record: NO_RECORD,
+};
 
 #[derive(Debug)]
 pub(crate) struct Index {
@@ -145,10 +123,10 @@ impl Index {
         let mut at = hash as usize & mask;
         loop {
             let slot = self.slots[at];
-            if slot.is_empty() {
+            if slot.record == NO_RECORD {
                 return Probe::Vacant(at);
             }
-            if slot.has_tag_of(hash) && arena.key(slot.record()) == key {
+            if slot.hash == hash && arena.key(RecordRef::from_bits(slot.record)) == key {
                 return Probe::Found(at);
             }
             at = (at + 1) & mask;
@@ -158,7 +136,7 @@ impl Index {
     /// The newest record of `key`.
     pub(crate) fn get(&self, key: &[u8], arena: &Arena) -> Option<RecordRef> {
         match self.probe(key, self.hash(key), arena) {
-            Probe::Found(at) => Some(self.slots[at].record()),
+            Probe::Found(at) => Some(RecordRef::from_bits(self.slots[at].record)),
             Probe::Vacant(_) => None,
         }
     }
@@ -174,15 +152,18 @@ impl Index {
         let hash = self.hash(key);
         match self.probe(key, hash, arena) {
             Probe::Found(at) => {
-                let old = self.slots[at].record();
-                self.slots[at] = Slot::new(hash, record);
+                let old = RecordRef::from_bits(self.slots[at].record);
+                self.slots[at].record = record.to_bits();
                 Some(old)
             }
             Probe::Vacant(at) => {
-                self.slots[at] = Slot::new(hash, record);
+                self.slots[at] = Slot {
+                    hash,
+                    record: record.to_bits(),
+                };
                 self.len += 1;
                 if self.len * 2 > self.slots.len() {
-                    self.grow(arena);
+                    self.grow();
                 }
                 None
             }
@@ -191,9 +172,9 @@ impl Index {
 
     /// Makes room for `more` keys beyond those indexed, so that a group's inserts rehash at
     /// most once.
-    pub(crate) fn reserve(&mut self, more: usize, arena: &Arena) {
+    pub(crate) fn reserve(&mut self, more: usize) {
         while (self.len + more) * 2 > self.slots.len() {
-            self.grow(arena);
+            self.grow();
         }
     }
 
@@ -208,16 +189,14 @@ impl Index {
         }
     }
 
-    /// Doubles the slots (or more, see [`with_capacity`](Self::with_capacity)), placing every
-    /// key again. The slots keep too little of the hash to place it, so each key is hashed
-    /// again from the arena: growth is rare once a memtable's successor starts at its size.
-    fn grow(&mut self, arena: &Arena) {
+    /// Doubles the slots, placing every key again by its stored hash.
+    fn grow(&mut self) {
         let size = (self.slots.len() * 2).max(std::mem::take(&mut self.grow_to));
         let old = std::mem::replace(&mut self.slots, self.pool.take(size));
         let mask = self.slots.len() - 1;
-        for slot in old.into_iter().filter(|s| !s.is_empty()) {
-            let mut at = self.hash(arena.key(slot.record())) as usize & mask;
-            while !self.slots[at].is_empty() {
+        for slot in old.into_iter().filter(|s| s.record != NO_RECORD) {
+            let mut at = slot.hash as usize & mask;
+            while self.slots[at].record != NO_RECORD {
                 at = (at + 1) & mask;
             }
             self.slots[at] = slot;
@@ -267,13 +246,13 @@ mod tests {
         let pool = Arc::new(SlotPool::default());
         let mut sized = Index::with_capacity(3000, Arc::clone(&pool));
         assert_eq!(sized.slots.len(), INITIAL_SLOTS);
-        sized.reserve(INITIAL_SLOTS, &arena);
+        sized.reserve(INITIAL_SLOTS);
         assert_eq!(
             sized.slots.len(),
             8192,
             "the first growth goes to the expected size"
         );
-        sized.reserve(5000, &arena);
+        sized.reserve(5000);
         assert_eq!(sized.slots.len(), 16384, "later ones double");
         // A dropped index's array serves the next index of its size, emptied.
         for i in 0..3u64 {
@@ -283,7 +262,7 @@ mod tests {
         }
         drop(sized);
         let mut next = Index::with_capacity(8000, Arc::clone(&pool));
-        next.reserve(INITIAL_SLOTS, &arena);
+        next.reserve(INITIAL_SLOTS);
         assert_eq!(next.slots.len(), 16384);
         assert!(pool.spare.lock().is_none(), "taken from the pool");
         assert_eq!(next.len(), 0);
