@@ -109,6 +109,24 @@ pub(crate) struct Tail {
     file_len: u64,
 }
 
+/// The active segment's file as the writer should use it, and the file's length then: under
+/// `SyncMode::Never` and `IntervalMs`, with its first `segment_size` bytes allocated and
+/// written through a memory map (see [`crate::fs::MappedFile`]) where possible; as it is
+/// under `Always`, whose fsync per append outweighs the write (and whose zeros ahead are
+/// written for real, see [`Tail::zero_ahead`]). `written` is where the log ends in the file.
+fn map_active(
+    options: &FileLogOptions,
+    file: Arc<dyn WritableFile>,
+    written: u64,
+) -> (Arc<dyn WritableFile>, u64) {
+    if options.sync_mode != SyncMode::Always && options.segment_size > written {
+        if let Some(mapped) = file.mapped(options.segment_size) {
+            return (mapped, options.segment_size);
+        }
+    }
+    (file, written)
+}
+
 /// Zeros to write ahead of the log end from ([`Tail::zero_ahead`]).
 static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 
@@ -332,13 +350,17 @@ impl FileEventLog {
                 return Err(AzothError::NotFound("active segment".into()));
             };
             let file = options.fs.open_writable(&seg.path, false)?;
-            Some(Writer {
-                next_id: seg.end_id(),
-                seg,
-                file,
-                offset: rec.offset,
-                buf: Vec::new(),
-            })
+            let (file, file_len) = map_active(&options, file, rec.offset);
+            Some((
+                Writer {
+                    next_id: seg.end_id(),
+                    seg,
+                    file,
+                    offset: rec.offset,
+                    buf: Vec::new(),
+                },
+                file_len,
+            ))
         };
         let shared = Arc::new(Shared {
             dir: dir.to_path_buf(),
@@ -347,7 +369,7 @@ impl FileEventLog {
             maintenance: Mutex::new(()),
             options,
             poisoned: Mutex::new(None),
-            tail: Mutex::new(writer.as_ref().map(|w| Tail {
+            tail: Mutex::new(writer.as_ref().map(|(w, file_len)| Tail {
                 file: Arc::clone(&w.file),
                 seg: Arc::clone(&w.seg),
                 written: w.offset,
@@ -356,8 +378,8 @@ impl FileEventLog {
                 pending_first: w.next_id,
                 pending_count: 0,
                 frame: Vec::new(),
-                // Open cut any zeros a crash left after the last block.
-                file_len: w.offset,
+                // Open cut any zeros a crash left after the last block; a map allocates more.
+                file_len: *file_len,
             })),
             read_only,
             follow: Mutex::new(()),
@@ -373,7 +395,7 @@ impl FileEventLog {
         };
         Ok(Self {
             shared,
-            writer: writer.map(Mutex::new),
+            writer: writer.map(|(w, _)| Mutex::new(w)),
             _syncer: syncer,
             _lock: lock,
         })
@@ -556,6 +578,7 @@ impl FileEventLog {
         write_atomically(fs, dir, &idx_path, &idx.encode(), durable)?;
         let new_path = file_name::unit_path(dir, w.next_id, SEGMENT_EXT);
         let file = create_segment(fs, dir, &new_path, w.next_id, &last_hash, durable)?;
+        let (file, file_len) = map_active(&self.shared.options, file, SEGMENT_HEADER_LEN as u64);
         let header = crate::format::SegmentHeader {
             first_event_id: w.next_id,
             prev_hash: last_hash,
@@ -577,7 +600,7 @@ impl FileEventLog {
             tail.file = Arc::clone(&file);
             tail.seg = Arc::clone(&seg);
             tail.written = SEGMENT_HEADER_LEN as u64;
-            tail.file_len = SEGMENT_HEADER_LEN as u64;
+            tail.file_len = file_len;
             tail.pending_first = w.next_id;
         }
         w.seg = seg;
@@ -819,7 +842,8 @@ impl EventLog for FileEventLog {
 
     fn stats(&self) -> Result<EventLogStats> {
         self.follow()?;
-        // So that the bytes counted are the bytes on disk.
+        // So that the bytes counted are the bytes on disk: the log's, not the space allocated
+        // ahead of the active segment's end, which a close or a seal cuts off.
         self.shared.write_out_tail(None)?;
         let units = self.shared.units.read();
         let holding = || units.list.iter().filter(|u| u.end_id() > u.first_id());

@@ -137,24 +137,35 @@ fn zeros_followed_by_other_bytes_are_damage() {
 }
 
 #[test]
-fn other_sync_modes_and_zero_write_nothing_ahead() {
-    for (mode, preallocate) in [
-        (SyncMode::Never, 64 * 1024),
-        (SyncMode::IntervalMs(50), 64 * 1024),
-        (SyncMode::Always, 0),
-    ] {
+fn zero_turns_it_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = FileLogOptions::default()
+        .sync_mode(SyncMode::Always)
+        .preallocate(0)
+        .open(dir.path())
+        .unwrap();
+    fill(&log, 1, 10, 3);
+    let seg = segments(dir.path()).pop().unwrap();
+    assert_eq!(file_len(&seg), log.stats().unwrap().total_bytes);
+}
+
+/// Without `Always` the writer maps the active segment instead: all of it is allocated while
+/// it is active, and cut to the log's end at close.
+#[test]
+fn other_sync_modes_allocate_the_whole_segment_while_open() {
+    for mode in [SyncMode::Never, SyncMode::IntervalMs(50)] {
         let dir = tempfile::tempdir().unwrap();
         let log = FileLogOptions::default()
             .sync_mode(mode)
-            .preallocate(preallocate)
+            .segment_size(1 << 20)
             .open(dir.path())
             .unwrap();
         fill(&log, 1, 10, 3);
         let seg = segments(dir.path()).pop().unwrap();
-        assert_eq!(
-            file_len(&seg),
-            log.stats().unwrap().total_bytes,
-            "{mode:?}, {preallocate}"
-        );
+        assert_eq!(file_len(&seg), 1 << 20, "{mode:?}");
+        assert_holds(&log, 1, 10);
+        let total = log.stats().unwrap().total_bytes;
+        drop(log);
+        assert_eq!(file_len(&seg), total, "{mode:?}");
     }
 }
