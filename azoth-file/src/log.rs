@@ -127,6 +127,13 @@ fn map_active(
     (file, written)
 }
 
+/// Only blocks up to this size have zeros written ahead of them ([`Tail::zero_ahead`]). The
+/// zeros are written to disk too (by the next sync), doubling the bytes a segment takes to
+/// write: for small blocks the inode write this saves costs more than that, for large ones
+/// (bulk loads) less; measured, zeros ahead of 150 KB blocks made a bulk load 20 % slower.
+/// A large block past the zeros grows the file as without preallocation.
+const PREALLOCATE_BLOCKS_UP_TO: usize = 64 * 1024;
+
 /// Zeros to write ahead of the log end from ([`Tail::zero_ahead`]).
 static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 
@@ -493,7 +500,7 @@ impl FileEventLog {
                 tail.pending_count += events.len() as u32;
             } else {
                 let block_offset = tail.written;
-                if always {
+                if always && len <= PREALLOCATE_BLOCKS_UP_TO {
                     let options = &self.shared.options;
                     let block_end = block_offset + len as u64;
                     tail.zero_ahead(block_end, options.preallocate, options.segment_size)?;

@@ -169,3 +169,20 @@ fn other_sync_modes_allocate_the_whole_segment_while_open() {
         assert_eq!(file_len(&seg), total, "{mode:?}");
     }
 }
+
+/// Zeros ahead of large blocks would double what a bulk load writes, for little: a block over
+/// 64 KiB grows the file as without preallocation; the small blocks after it get zeros again.
+#[test]
+fn large_blocks_grow_the_file_without_zeros_ahead() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), 1 << 30, RecoveryMode::TruncateTail);
+    let big: Vec<Vec<u8>> = (0..100).map(|_| vec![7u8; 1000]).collect();
+    log.append_batch_with_ids(1, &big).unwrap();
+    let seg = segments(dir.path()).pop().unwrap();
+    assert_eq!(file_len(&seg), log.stats().unwrap().total_bytes);
+    log.append_with_id(101, b"small").unwrap();
+    assert!(file_len(&seg) > log.stats().unwrap().total_bytes);
+    drop(log);
+    let log = open(dir.path(), 1 << 30, RecoveryMode::Refuse);
+    assert_eq!(log.newest_event_id().unwrap(), 101);
+}
