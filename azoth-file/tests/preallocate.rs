@@ -32,6 +32,16 @@ fn append_to(path: &Path, bytes: &[u8]) {
     f.write_all(bytes).unwrap();
 }
 
+/// A closed `Always` log of events 1..30 in `dir`: its active segment and that file's length.
+fn closed_log_of_29_events(dir: &Path) -> (std::path::PathBuf, u64) {
+    let log = open(dir, 1 << 30, RecoveryMode::Refuse);
+    fill(&log, 1, 30, 4);
+    drop(log);
+    let seg = segments(dir).pop().unwrap();
+    let end = file_len(&seg);
+    (seg, end)
+}
+
 #[test]
 fn zeros_are_kept_ahead_while_open_and_cut_at_close() {
     let dir = tempfile::tempdir().unwrap();
@@ -73,11 +83,7 @@ fn sealed_segments_end_with_their_last_block() {
 #[test]
 fn zeros_left_by_a_crash_are_cut_off_at_open_even_under_refuse() {
     let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path(), 1 << 30, RecoveryMode::Refuse);
-    fill(&log, 1, 30, 4);
-    drop(log);
-    let seg = segments(dir.path()).pop().unwrap();
-    let end = file_len(&seg);
+    let (seg, end) = closed_log_of_29_events(dir.path());
     append_to(&seg, &vec![0u8; 200_000]);
 
     let log = open(dir.path(), 1 << 30, RecoveryMode::Refuse);
@@ -111,11 +117,7 @@ fn a_read_only_open_sees_the_blocks_before_the_zeros() {
 #[test]
 fn zeros_followed_by_other_bytes_are_damage() {
     let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path(), 1 << 30, RecoveryMode::Refuse);
-    fill(&log, 1, 30, 4);
-    drop(log);
-    let seg = segments(dir.path()).pop().unwrap();
-    let end = file_len(&seg);
+    let (seg, end) = closed_log_of_29_events(dir.path());
     let mut tail = vec![0u8; 5000];
     tail.push(1);
     append_to(&seg, &tail);
