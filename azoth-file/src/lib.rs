@@ -26,6 +26,13 @@
 //!   in the whole blocks, rotations and removals the writer made since.
 //! - **Archival**: [`FileEventLog::archive`] turns sealed segments into the portable zstd
 //!   archives of `azoth_core::archive`, which stay readable and in the hash chain.
+//! - **Space ahead**: while it is active, a segment's file is longer than its blocks. Under
+//!   `Always` the writer keeps [`FileLogOptions::preallocate`] bytes of zeros written ahead,
+//!   so that a sync does not also write the inode of a growing file; under `IntervalMs` and
+//!   `Never` the whole segment size is allocated and mapped, and small blocks are copied
+//!   into the map instead of written with a system call (the mapped pages the writer touched
+//!   count in the process's resident memory, as page cache). Sealing and close cut the file
+//!   back; open cuts what a crash left.
 //!
 //! | module | what it holds |
 //! | --- | --- |
@@ -42,7 +49,7 @@
 //! | `archive` | archival of sealed segments (zstd, portable format), [`FileLogStats`] |
 //! | `gaps` | the record of id ranges retention removed from the middle |
 //! | `file_name` | the 20-digit file names |
-//! | `fs` | the file-system layer tests swap to inject faults (hidden) |
+//! | `fs` | the file-system layer (tests swap it to inject faults; hidden), the mapped file |
 //!
 //! ```
 //! use azoth_core::{EventLog, SyncMode};
