@@ -123,10 +123,10 @@ impl FileLogOptions {
 
     /// With [`SyncMode::Always`], keep this many bytes of zeros written ahead of the end of
     /// the active segment, extended whenever an append of up to 64 KiB reaches them (a larger
-    /// block grows the file: zeros ahead of it would double the bytes written for little). An append then
-    /// overwrites blocks the file already has, so its `fdatasync` writes the data and flushes
-    /// the device, and no longer writes the inode for a grown file length as well: on ext4
-    /// that was a third write, one after the other, in every sync (measured in
+    /// block grows the file: zeros ahead of it would double the bytes written for little).
+    /// An append then overwrites blocks the file already has, so its `fdatasync` writes the
+    /// data and flushes the device, and no longer writes the inode for a grown file length as
+    /// well: on ext4 that was a third write, one after the other, in every sync (measured in
     /// `PERFORMANCE.md`). The zeros are cut off when the segment is sealed and on close; after
     /// a crash, open finds them after the last block and cuts them off (an all-zero tail is
     /// never counted as damage, see `FORMAT.md`). No effect with the other sync modes, whose

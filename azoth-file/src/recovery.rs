@@ -371,8 +371,9 @@ fn open_active(
     let mut s = scan(File::open(path)?, &header, len);
     let torn = matches!(s.failure, Some(ScanError::Decode { .. }));
     if torn && zeros_from(path, s.end_offset, len)? {
-        // The zeros an `Always` writer keeps ahead of its last block (`preallocate`), left by
-        // a crash: the log ends where they start. Cut them off; nothing was lost.
+        // The space a writer keeps ahead of its last block (zeros written ahead under
+        // `Always`, the allocated, mapped segment otherwise), left by a crash: the log ends
+        // where the zeros start. Cut them off; nothing was lost.
         tracing::debug!(segment = %path.display(), bytes = len - s.end_offset, "cutting preallocated zeros");
         s.failure = None;
         if !read_only {
