@@ -4,7 +4,9 @@
 //! size of the large log (default 1 000 000 events of 100 bytes) and `AZOTH_BENCH_SEGMENT` the
 //! segment size of the append case (default 64 MiB); `AZOTH_BENCH_TAIL_EVENTS=10000000` adds
 //! the tail read on a log of that many events; `AZOTH_BENCH_OPEN_EVENTS=42000000` measures
-//! open on a log of that many events (4.3 GiB) in 64 segments. Run without `--bench` (as
+//! open on a log of that many events (4.3 GiB) in 64 segments; `AZOTH_BENCH_SYNC_APPENDS`
+//! sets how many synced single appends are timed (default 2000; past 10 000 the zeros written
+//! ahead are extended within the run, which shows in the tail). Run without `--bench` (as
 //! `cargo test --all-targets` does) it only smoke-runs every case on a tiny log.
 
 use std::fs::File;
@@ -73,12 +75,14 @@ fn log_append(dir: &Path, total: usize) -> (f64, FileEventLog) {
 }
 
 /// Single appends with `SyncMode::Always` and raw write + fdatasync of the same record,
-/// interleaved one for one so both see the same disk conditions.
-fn sync_latencies(dir: &Path, n: usize) -> (Vec<Duration>, Vec<Duration>) {
-    let raw = File::create(dir.join("raw-sync.log")).unwrap();
+/// interleaved one for one so both see the same disk conditions. `preallocate` as
+/// [`FileLogOptions::preallocate`].
+fn sync_latencies(dir: &Path, n: usize, preallocate: u64) -> (Vec<Duration>, Vec<Duration>) {
+    let raw = File::create(dir.join(format!("raw-sync-{preallocate}.log"))).unwrap();
     let log = FileLogOptions::default()
         .sync_mode(SyncMode::Always)
-        .open(dir.join("sync"))
+        .preallocate(preallocate)
+        .open(dir.join(format!("sync-{preallocate}")))
         .unwrap();
     let e = events(0, 1).pop().unwrap();
     let mut off = 0;
@@ -106,7 +110,14 @@ fn main() {
     } else {
         10 * BATCH
     };
-    let sync_n = if bench { 2000 } else { 20 };
+    let sync_n = if bench {
+        std::env::var("AZOTH_BENCH_SYNC_APPENDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2000)
+    } else {
+        20
+    };
     // The system temp dir unless told otherwise (it must be a real disk for the sync cases).
     let root = tempfile::tempdir_in(
         std::env::var_os("AZOTH_BENCH_DIR").map_or_else(std::env::temp_dir, Into::into),
@@ -255,25 +266,22 @@ fn main() {
         open_p50.as_secs_f64() / 0.1,
     );
 
-    let (mut raw_lat, mut ours_lat) = sync_latencies(root.path(), sync_n);
-    let (r50, o50) = (
-        percentile(&mut raw_lat, 0.5),
-        percentile(&mut ours_lat, 0.5),
-    );
-    row(
-        "single append, SyncMode::Always, p50",
-        format!("{o50:?}"),
-        format!("{r50:?} (raw write + fdatasync)"),
-        o50.as_secs_f64() / r50.as_secs_f64(),
-    );
-    let (r99, o99) = (
-        percentile(&mut raw_lat, 0.99),
-        percentile(&mut ours_lat, 0.99),
-    );
-    row(
-        "single append, SyncMode::Always, p99",
-        format!("{o99:?}"),
-        format!("{r99:?} (raw write + fdatasync)"),
-        o99.as_secs_f64() / r99.as_secs_f64(),
-    );
+    for (preallocate, name) in [
+        (
+            azoth_file::DEFAULT_PREALLOCATE,
+            "single append, SyncMode::Always",
+        ),
+        (0, "single append, SyncMode::Always, preallocate(0)"),
+    ] {
+        let (mut raw_lat, mut ours_lat) = sync_latencies(root.path(), sync_n, preallocate);
+        for (label, p) in [("p50", 0.5), ("p99", 0.99), ("p99.9", 0.999), ("max", 1.0)] {
+            let (raw, ours) = (percentile(&mut raw_lat, p), percentile(&mut ours_lat, p));
+            row(
+                &format!("{name}, {label}"),
+                format!("{ours:?}"),
+                format!("{raw:?} (raw write + fdatasync)"),
+                ours.as_secs_f64() / raw.as_secs_f64(),
+            );
+        }
+    }
 }
