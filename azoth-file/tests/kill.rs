@@ -1,9 +1,10 @@
 //! Process-kill test: a child appends and reports every acknowledged id; the parent SIGKILLs
 //! it at random moments. After every round each acknowledged id is present, ids are dense,
 //! the bytes are right, and `verify()` passes. Run with `SyncMode::Always` (each append
-//! synced, the active segment preallocated with written zeros) and with `SyncMode::Never`
-//! (nothing synced, the active segment written through a memory map): a process kill loses
-//! nothing acknowledged in either, as the page cache survives it.
+//! synced, the active segment preallocated with written zeros), with `SyncMode::Never`
+//! (nothing synced, the active segment written through a memory map) and with
+//! `SyncMode::IntervalMs` (the map, synced by a thread meanwhile): a process kill loses nothing
+//! acknowledged in any, as the page cache survives it.
 //!
 //! `AZOTH_KILL_ROUNDS` sets the number of rounds (default 24).
 
@@ -13,6 +14,7 @@ use azoth_file::FileLogOptions;
 
 const CHILD_ENV: &str = "AZOTH_FILE_KILL_CHILD_DIR";
 const NEVER_CHILD_ENV: &str = "AZOTH_FILE_KILL_NEVER_CHILD_DIR";
+const INTERVAL_CHILD_ENV: &str = "AZOTH_FILE_KILL_INTERVAL_CHILD_DIR";
 /// Small segments, so kills also land in rotations.
 const SEGMENT_SIZE: u64 = 16 * 1024;
 
@@ -35,6 +37,15 @@ fn appending_child() {
 fn appending_never_child() {
     if let Some(dir) = child_dir(NEVER_CHILD_ENV) {
         append_until_killed(&dir, SyncMode::Never);
+    }
+}
+
+/// Run as a child by `acknowledged_interval_appends_survive_sigkill`: the interval thread
+/// syncs the mapped segment while appends copy into it.
+#[test]
+fn appending_interval_child() {
+    if let Some(dir) = child_dir(INTERVAL_CHILD_ENV) {
+        append_until_killed(&dir, SyncMode::IntervalMs(2));
     }
 }
 
@@ -62,6 +73,11 @@ fn acknowledged_appends_survive_sigkill() {
 #[test]
 fn acknowledged_never_appends_survive_sigkill() {
     kill_rounds("appending_never_child", NEVER_CHILD_ENV);
+}
+
+#[test]
+fn acknowledged_interval_appends_survive_sigkill() {
+    kill_rounds("appending_interval_child", INTERVAL_CHILD_ENV);
 }
 
 fn kill_rounds(child: &str, env: &str) {
