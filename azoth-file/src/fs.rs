@@ -31,11 +31,11 @@ pub trait WritableFile: Send + Sync + Debug {
     /// # Errors
     /// Any I/O error.
     fn set_len(&self, len: u64) -> io::Result<()>;
-    /// This file with its first `len` bytes allocated on disk and written through a shared
-    /// memory map (see [`MappedFile`]), or `None` where that is not possible (a test double,
-    /// a file system without `fallocate`).
-    fn mapped(&self, len: u64) -> Option<Arc<dyn WritableFile>> {
-        let _ = len;
+    /// This file with up to its first `limit` bytes allocated on disk and written through a
+    /// shared memory map (see [`MappedFile`]), or `None` where that is not possible (a test
+    /// double, a file system without `fallocate`).
+    fn mapped(&self, limit: u64) -> Option<Arc<dyn WritableFile>> {
+        let _ = limit;
         None
     }
 }
@@ -84,8 +84,8 @@ impl WritableFile for StdFile {
         self.0.set_len(len)
     }
 
-    fn mapped(&self, len: u64) -> Option<Arc<dyn WritableFile>> {
-        match MappedFile::new(&self.0, len) {
+    fn mapped(&self, limit: u64) -> Option<Arc<dyn WritableFile>> {
+        match MappedFile::new(&self.0, limit) {
             Ok(file) => Some(Arc::new(file)),
             Err(e) => {
                 tracing::debug!(error = %e, "writing the segment with pwrite: it cannot be mapped");
@@ -98,6 +98,10 @@ impl WritableFile for StdFile {
 /// Writes up to this size go through the map of a [`MappedFile`], larger ones through `pwrite`.
 const MAPPED_WRITE_MAX: usize = 32 * 1024;
 
+/// A [`MappedFile`] starts with this much allocated and mapped, and doubles as writes reach
+/// its end: a log that stays small takes little disk while open.
+const MAPPED_FIRST_LEN: u64 = 1024 * 1024;
+
 /// A segment file whose first bytes are written through a shared memory map: an append
 /// becomes a copy into the page cache instead of a `pwrite` system call, which was 40 % of a
 /// small put under `SyncMode::Never` (measured in `PERFORMANCE.md`). What is copied is in the
@@ -105,37 +109,45 @@ const MAPPED_WRITE_MAX: usize = 32 * 1024;
 /// `fdatasync` writes it, and readers of the file (`pread`, other processes) see it.
 ///
 /// The mapped range is allocated on disk first (`fallocate`), so that a copy never meets a
-/// full disk (that would be a `SIGBUS`, not an error). Writes past the range, and every write
-/// once the file is cut below it, go through `pwrite`: the map is dropped before a truncation,
-/// so no page of it ever lies past the end of the file.
+/// full disk (that would be a `SIGBUS`, not an error). It starts at 1 MiB and doubles, up to
+/// the limit it was made with, when a write reaches its end. Writes past the limit or where
+/// the allocation fails, and every write once the file is cut below the map, go through
+/// `pwrite`: the map is dropped before a truncation, so no page of it ever lies past the end
+/// of the file.
 #[derive(Debug)]
 pub struct MappedFile {
     file: File,
     map: Mutex<Option<memmap2::MmapMut>>,
+    limit: u64,
 }
 
 impl MappedFile {
-    fn new(file: &File, len: u64) -> io::Result<Self> {
+    fn new(file: &File, limit: u64) -> io::Result<Self> {
         let file = file.try_clone()?;
-        if len == 0 || usize::try_from(len).is_err() {
-            return Err(io::Error::other("nothing to map"));
-        }
-        fs2::FileExt::allocate(&file, len)?;
-        // SAFETY: the map is of this log's active segment, which only this writer changes
-        // (it holds the directory lock). The map covers bytes the file has (allocated just
-        // above), and `set_len` drops it before cutting the file, so no access ever lies
-        // past the file's end; another process truncating the file would break the lock
-        // protocol, as it would for LMDB's map.
-        let map = unsafe {
-            memmap2::MmapOptions::new()
-                .len(len as usize)
-                .map_mut(&file)?
-        };
+        let map = map_allocated(&file, MAPPED_FIRST_LEN.min(limit))?;
         Ok(Self {
             file,
             map: Mutex::new(Some(map)),
+            limit,
         })
     }
+}
+
+/// Allocates the first `len` bytes of `file` on disk and maps them.
+fn map_allocated(file: &File, len: u64) -> io::Result<memmap2::MmapMut> {
+    let Ok(map_len) = usize::try_from(len) else {
+        return Err(io::Error::other("too large to map"));
+    };
+    if map_len == 0 {
+        return Err(io::Error::other("nothing to map"));
+    }
+    fs2::FileExt::allocate(file, len)?;
+    // SAFETY: the map is of this log's active segment, which only this writer changes (it
+    // holds the directory lock). The map covers bytes the file has (allocated just above),
+    // and `MappedFile::set_len` drops it before cutting the file, so no access ever lies past
+    // the file's end; another process truncating the file would break the lock protocol, as
+    // it would for LMDB's map.
+    unsafe { memmap2::MmapOptions::new().len(map_len).map_mut(file) }
 }
 
 impl WritableFile for MappedFile {
@@ -145,8 +157,22 @@ impl WritableFile for MappedFile {
             // without a page fault for each, which a copy into the map takes.
             return self.file.write_all_at(buf, offset);
         }
-        let mut map = self.map.lock();
-        if let Some(map) = map.as_mut() {
+        let end = offset.saturating_add(buf.len() as u64);
+        let mut slot = self.map.lock();
+        if let Some(map) = slot.as_ref() {
+            let mapped = map.len() as u64;
+            if end > mapped && end <= self.limit {
+                let grown = end.max(mapped.saturating_mul(2)).min(self.limit);
+                match map_allocated(&self.file, grown) {
+                    Ok(bigger) => *slot = Some(bigger),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "writing the segment with pwrite from here");
+                        *slot = None;
+                    }
+                }
+            }
+        }
+        if let Some(map) = slot.as_mut() {
             let range = usize::try_from(offset)
                 .ok()
                 .and_then(|start| Some(start..start.checked_add(buf.len())?));
@@ -155,7 +181,7 @@ impl WritableFile for MappedFile {
                 return Ok(());
             }
         }
-        drop(map);
+        drop(slot);
         self.file.write_all_at(buf, offset)
     }
 

@@ -29,10 +29,10 @@
 //! - **Space ahead**: while it is active, a segment's file is longer than its blocks. Under
 //!   `Always` the writer keeps [`FileLogOptions::preallocate`] bytes of zeros written ahead,
 //!   so that a sync does not also write the inode of a growing file; under `IntervalMs` and
-//!   `Never` the whole segment size is allocated and mapped, and small blocks are copied
-//!   into the map instead of written with a system call (the mapped pages the writer touched
-//!   count in the process's resident memory, as page cache). Sealing and close cut the file
-//!   back; open cuts what a crash left.
+//!   `Never` the segment is allocated and mapped ahead of the log (1 MiB, doubling up to the
+//!   segment size), and small blocks are copied into the map instead of written with a system
+//!   call (the mapped pages the writer touched count in the process's resident memory, as
+//!   page cache). Sealing and close cut the file back; open cuts what a crash left.
 //!
 //! | module | what it holds |
 //! | --- | --- |

@@ -105,13 +105,14 @@ pub(crate) struct Tail {
     /// The block under construction at write-out, reused.
     frame: Vec<u8>,
     /// The file's length: the written blocks, then any zeros written ahead of them
-    /// ([`FileLogOptions::preallocate`]).
+    /// ([`FileLogOptions::preallocate`]); for a mapped file, the most it may have grown to.
     file_len: u64,
 }
 
-/// The active segment's file as the writer should use it, and the file's length then: under
-/// `SyncMode::Never` and `IntervalMs`, with its first `segment_size` bytes allocated and
-/// written through a memory map (see [`crate::fs::MappedFile`]) where possible; as it is
+/// The active segment's file as the writer should use it, and the most its length may grow
+/// to past the log's end: under `SyncMode::Never` and `IntervalMs`, with up to its first
+/// `segment_size` bytes allocated (as writes reach them) and written through a memory map
+/// (see [`crate::fs::MappedFile`]) where possible; as it is
 /// under `Always`, whose fsync per append outweighs the write (and whose zeros ahead are
 /// written for real, see [`Tail::zero_ahead`]). `written` is where the log ends in the file.
 fn map_active(

@@ -151,24 +151,43 @@ fn zero_turns_it_off() {
     assert_eq!(file_len(&seg), log.stats().unwrap().total_bytes);
 }
 
-/// Without `Always` the writer maps the active segment instead: all of it is allocated while
-/// it is active, and cut to the log's end at close.
+/// Without `Always` the writer maps the active segment instead: it allocates 1 MiB of it,
+/// doubles that as the log reaches it (up to the segment size), and cuts the file to the
+/// log's end at close.
 #[test]
-fn other_sync_modes_allocate_the_whole_segment_while_open() {
+fn other_sync_modes_allocate_the_segment_as_it_fills() {
     for mode in [SyncMode::Never, SyncMode::IntervalMs(50)] {
         let dir = tempfile::tempdir().unwrap();
         let log = FileLogOptions::default()
             .sync_mode(mode)
-            .segment_size(1 << 20)
+            .segment_size(3 << 20)
             .open(dir.path())
             .unwrap();
         fill(&log, 1, 10, 3);
         let seg = segments(dir.path()).pop().unwrap();
-        assert_eq!(file_len(&seg), 1 << 20, "{mode:?}");
-        assert_holds(&log, 1, 10);
+        assert_eq!(file_len(&seg), 1 << 20, "{mode:?}: the first MiB");
+        // Past the first MiB in small appends: twice that; past the second, the segment size.
+        let event = vec![5u8; 1000];
+        let mut id = 10;
+        while log.stats().unwrap().total_bytes < (1 << 20) + 4096 {
+            log.append_with_id(id, &event).unwrap();
+            id += 1;
+        }
+        assert_eq!(file_len(&seg), 2 << 20, "{mode:?}: doubled");
+        while log.stats().unwrap().total_bytes < (2 << 20) + 4096 {
+            log.append_with_id(id, &event).unwrap();
+            id += 1;
+        }
+        assert_eq!(file_len(&seg), 3 << 20, "{mode:?}: up to the segment size");
         let total = log.stats().unwrap().total_bytes;
         drop(log);
         assert_eq!(file_len(&seg), total, "{mode:?}");
+        let log = FileLogOptions::default()
+            .sync_mode(mode)
+            .open(dir.path())
+            .unwrap();
+        assert_eq!(log.newest_event_id().unwrap(), id - 1);
+        assert!(log.verify().unwrap().is_ok());
     }
 }
 
