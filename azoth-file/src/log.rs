@@ -135,6 +135,9 @@ fn map_active(
 /// A large block past the zeros grows the file as without preallocation.
 const PREALLOCATE_BLOCKS_UP_TO: usize = 64 * 1024;
 
+/// The least [`Tail::zero_ahead`] writes ahead, at the start of a segment.
+const FIRST_ZEROS_AHEAD: u64 = 16 * 1024;
+
 /// Zeros to write ahead of the log end from ([`Tail::zero_ahead`]).
 static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 
@@ -148,6 +151,9 @@ impl Tail {
         if ahead == 0 || block_end <= self.file_len {
             return Ok(());
         }
+        // No more zeros than the segment holds already (from 16 KiB on), so that the first
+        // appends of a new segment, and a log that stays small, write and sync few zeros.
+        let ahead = ahead.min(block_end.max(FIRST_ZEROS_AHEAD));
         let target = block_end.saturating_add(ahead).min(limit);
         let mut at = self.file_len.max(block_end);
         while at < target {

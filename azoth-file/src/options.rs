@@ -121,9 +121,11 @@ impl FileLogOptions {
         self
     }
 
-    /// With [`SyncMode::Always`], keep this many bytes of zeros written ahead of the end of
-    /// the active segment, extended whenever an append of up to 64 KiB reaches them (a larger
-    /// block grows the file: zeros ahead of it would double the bytes written for little).
+    /// With [`SyncMode::Always`], keep up to this many bytes of zeros written ahead of the end
+    /// of the active segment (no more than the segment holds, from 16 KiB on, so that a new
+    /// segment's first appends write few), extended whenever an append of up to 64 KiB
+    /// reaches them (a larger block grows the file: zeros ahead of it would double the bytes
+    /// written for little).
     /// An append then overwrites blocks the file already has, so its `fdatasync` writes the
     /// data and flushes the device, and no longer writes the inode for a grown file length as
     /// well: on ext4 that was a third write, one after the other, in every sync (measured in
