@@ -377,9 +377,7 @@ fn open_active(
         tracing::debug!(segment = %path.display(), bytes = len - s.end_offset, "cutting preallocated zeros");
         s.failure = None;
         if !read_only {
-            let f = fs.open_writable(path, false)?;
-            f.set_len(s.end_offset)?;
-            f.sync_data()?;
+            cut_durably(fs, path, s.end_offset)?;
         }
     }
     if let Some(failure) = s.failure {
@@ -424,9 +422,7 @@ fn open_active(
                         problem = ?failure.1,
                         "truncating the torn tail of the active segment"
                     );
-                    let f = fs.open_writable(path, false)?;
-                    f.set_len(s.end_offset)?;
-                    f.sync_data()?;
+                    cut_durably(fs, path, s.end_offset)?;
                 }
             }
         }
@@ -452,6 +448,14 @@ fn open_active(
         offset: s.end_offset,
         last_hash: s.last_hash,
     })
+}
+
+/// Cuts the file at `path` to `len` bytes and syncs the cut.
+fn cut_durably(fs: &dyn crate::fs::FileSystem, path: &Path, len: u64) -> Result<()> {
+    let f = fs.open_writable(path, false)?;
+    f.set_len(len)?;
+    f.sync_data()?;
+    Ok(())
 }
 
 /// True when every byte of the file at `path` from `offset` to `len` is zero.

@@ -10,7 +10,8 @@
 //! `AZOTH_BENCH_ONLY` (run only the cases whose name contains it; baselines always run unless
 //! `AZOTH_BENCH_NO_BASELINES` is set, for profiling one case),
 //! `AZOTH_BENCH_LOAD_EVENTS` (events of the peak-memory case, default 10 000 000; run it
-//! alone, `AZOTH_BENCH_ONLY="peak memory"`, so that the peak is its own).
+//! alone, `AZOTH_BENCH_ONLY="peak memory"`, so that the peak is its own),
+//! `AZOTH_BENCH_GET_KEYS` (keys of the get cases, default 100 000).
 //! Keys are 16 bytes and values 100 bytes. Data lives under the target directory (a real
 //! disk, so syncs cost what they cost).
 
@@ -515,14 +516,15 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(100_000);
-    if wanted("get, memtable-resident (100k keys)") {
+    let keys = if n % 1000 == 0 {
+        format!("{}k keys", n / 1000)
+    } else {
+        format!("{n} keys")
+    };
+    let case = format!("get, memtable-resident ({keys})");
+    if wanted(&case) {
         let v = get(n, false, budget);
-        row(
-            "get, memtable-resident (100k keys)",
-            v,
-            "ops/s",
-            String::new(),
-        );
+        row(&case, v, "ops/s", String::new());
     }
     let raw_get = baseline(|| raw_heed_get(n, budget));
     row(
@@ -531,10 +533,11 @@ fn main() {
         "ops/s",
         String::new(),
     );
-    if wanted("get, flushed to LMDB (100k keys)") {
+    let case = format!("get, flushed to LMDB ({keys})");
+    if wanted(&case) {
         let v = get(n, true, budget);
         row(
-            "get, flushed to LMDB (100k keys)",
+            &case,
             v,
             "ops/s",
             format!("{:.0}% of raw heed", 100.0 * v / raw_get),
