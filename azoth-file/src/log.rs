@@ -783,16 +783,43 @@ impl EventLog for FileEventLog {
         let _m = self.maintenance_guard()?;
         let mut units = self.shared.units.write();
         let active = units.list.len().saturating_sub(1);
+        let inside = |i: usize, unit: &Unit| {
+            let (first, end_id) = (unit.first_id(), unit.end_id());
+            i < active && end_id > first && first >= start && end_id - 1 <= end
+        };
+        // Ids missing between the units that remain are gaps retention made, not damage.
+        // They are recorded before any file goes, so that a crash in between leaves a log
+        // that verifies (a recorded gap whose units are still there changes nothing).
+        let remaining: Vec<&Unit> = units
+            .list
+            .iter()
+            .enumerate()
+            .filter(|&(i, u)| !inside(i, u))
+            .map(|(_, u)| u)
+            .collect();
+        let new_gaps: Vec<(EventId, EventId)> = remaining
+            .windows(2)
+            .filter(|w| w[0].end_id() < w[1].first_id())
+            .map(|w| (w[0].end_id(), w[1].first_id()))
+            .collect();
+        if remaining.len() < units.list.len() {
+            let fs = self.shared.options.fs.as_ref();
+            let mut gaps = self.shared.gaps.lock();
+            if new_gaps.iter().any(|g| !gaps.contains(g)) {
+                let mut all = gaps.clone();
+                all.extend(new_gaps.into_iter().filter(|g| !gaps.contains(g)));
+                crate::gaps::save(fs, &self.shared.dir, &all)?;
+                *gaps = all;
+            }
+        }
         let mut deleted = 0u64;
         let mut keep = Vec::with_capacity(units.list.len());
         let mut result = Ok(());
         for (i, unit) in units.list.drain(..).enumerate() {
-            let (first, end_id) = (unit.first_id(), unit.end_id());
-            let inside = i < active && end_id > first && first >= start && end_id - 1 <= end;
-            if inside && result.is_ok() {
+            if inside(i, &unit) && result.is_ok() {
                 match self.remove_unit_files(&unit) {
                     Ok(()) => {
-                        deleted += end_id - first;
+                        deleted += unit.end_id() - unit.first_id();
                         continue;
                     }
                     Err(e) => result = Err(e),
@@ -801,24 +828,9 @@ impl EventLog for FileEventLog {
             keep.push(unit);
         }
         units.list = keep;
-        // Ids missing between the units that remain are gaps retention made, not damage.
-        let new_gaps: Vec<(EventId, EventId)> = units
-            .list
-            .windows(2)
-            .filter(|w| w[0].end_id() < w[1].first_id())
-            .map(|w| (w[0].end_id(), w[1].first_id()))
-            .collect();
         drop(units);
         if deleted > 0 {
-            let fs = self.shared.options.fs.as_ref();
-            fs.sync_dir(&self.shared.dir)?;
-            let mut gaps = self.shared.gaps.lock();
-            if new_gaps.iter().any(|g| !gaps.contains(g)) {
-                let mut all = gaps.clone();
-                all.extend(new_gaps.into_iter().filter(|g| !gaps.contains(g)));
-                crate::gaps::save(fs, &self.shared.dir, &all)?;
-                *gaps = all;
-            }
+            self.shared.options.fs.sync_dir(&self.shared.dir)?;
         }
         result?;
         Ok(usize::try_from(deleted).unwrap_or(usize::MAX))
