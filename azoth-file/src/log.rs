@@ -289,6 +289,9 @@ struct Writer {
     next_id: EventId,
     /// The frame under construction, reused so appends do not allocate.
     buf: Vec<u8>,
+    /// Segments sealed without a sync (`SyncMode::Never`) since the last `sync()`, which
+    /// must make them durable too, and the directory that holds their successors.
+    unsynced: Vec<PathBuf>,
 }
 
 /// Stops the interval sync thread when dropped.
@@ -372,6 +375,7 @@ impl FileEventLog {
                     file,
                     offset: rec.offset,
                     buf: Vec::new(),
+                    unsynced: Vec::new(),
                 },
                 file_len,
             ))
@@ -592,6 +596,10 @@ impl FileEventLog {
         write_atomically(fs, dir, &idx_path, &idx.encode(), durable)?;
         let new_path = file_name::unit_path(dir, w.next_id, SEGMENT_EXT);
         let file = create_segment(fs, dir, &new_path, w.next_id, &last_hash, durable)?;
+        if !durable {
+            // Sealed, and its successor made, without a sync: `sync()` catches up.
+            w.unsynced.push(sealed_path.clone());
+        }
         let (file, file_len) = map_active(&self.shared.options, file, SEGMENT_HEADER_LEN as u64);
         let header = crate::format::SegmentHeader {
             first_event_id: w.next_id,
@@ -856,12 +864,32 @@ impl EventLog for FileEventLog {
             // Nothing was written through a read-only handle.
             return Ok(());
         };
-        let w = w.lock();
+        let mut w = w.lock();
         self.shared.check_poisoned()?;
         self.shared.write_out_tail(None)?;
+        // Segments sealed without a sync (`SyncMode::Never`): their blocks, and the directory
+        // entries of the segments after them, are durable only from here on.
+        let fs = self.shared.options.fs.as_ref();
+        for path in &w.unsynced {
+            let synced = match fs.open_writable(path, false) {
+                Ok(f) => f.sync_data(),
+                // Archived or deleted since: that made its own changes durable.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => return Err(e.into()),
+            };
+            if let Err(e) = synced {
+                self.shared
+                    .poison(format!("fdatasync of a sealed segment failed: {e}"));
+                return Err(e.into());
+            }
+        }
         if let Err(e) = w.file.sync_data() {
             self.shared.poison(format!("fdatasync failed: {e}"));
             return Err(e.into());
+        }
+        if !w.unsynced.is_empty() {
+            fs.sync_dir(&self.shared.dir)?;
+            w.unsynced.clear();
         }
         Ok(())
     }
