@@ -330,10 +330,16 @@ fn open_active(
     let fs = options.fs.as_ref();
     let file = File::open(path)?;
     let len = file.metadata()?.len();
-    let header = match read_header(&file, path) {
+    let header = read_header(&file, path);
+    // A segment whose creation was cut short holds no block yet: shorter than a header, or
+    // zeros from its first byte (under `SyncMode::Never` its header is not synced, while the
+    // space allocated ahead of it gives the file its length at once).
+    let never_written =
+        header.is_err() && (len <= SEGMENT_HEADER_LEN as u64 || zeros_from(path, 0, len)?);
+    let header = match header {
         Ok(h) => h,
-        // A segment whose creation was cut short holds no block yet: write its header again.
-        Err(_) if len <= SEGMENT_HEADER_LEN as u64 && !read_only => {
+        // Write its header again.
+        Err(_) if never_written && !read_only => {
             tracing::warn!(segment = %path.display(), "rewriting an incomplete segment header");
             fs.remove_file(path)?;
             create_segment(fs, dir, path, first_id, &prev_last_hash, true)?;
@@ -343,7 +349,7 @@ fn open_active(
             }
         }
         // Read-only: the writer may be creating it right now; it holds nothing yet.
-        Err(_) if len <= SEGMENT_HEADER_LEN as u64 => {
+        Err(_) if never_written => {
             let header = SegmentHeader {
                 first_event_id: first_id,
                 prev_hash: prev_last_hash,

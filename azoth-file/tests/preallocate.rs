@@ -207,3 +207,42 @@ fn large_blocks_grow_the_file_without_zeros_ahead() {
     let log = open(dir.path(), 1 << 30, RecoveryMode::Refuse);
     assert_eq!(log.newest_event_id().unwrap(), 101);
 }
+
+/// Under `SyncMode::Never` a new segment's header is not synced, while the space allocated
+/// for it (`fallocate`) changes the file's length at once: after a power loss the file may
+/// be that length of zeros, header included. It holds no block, like a segment whose
+/// creation was cut short: open writes its header again, in every recovery mode, and a
+/// read-only open sees an empty active segment.
+#[test]
+fn an_active_segment_of_zeros_from_its_first_byte_is_one_never_written() {
+    for recovery in [RecoveryMode::TruncateTail, RecoveryMode::Refuse] {
+        let dir = tempfile::tempdir().unwrap();
+        let open = || {
+            FileLogOptions::default()
+                .sync_mode(SyncMode::Never)
+                .segment_size(64 * 1024)
+                .recovery_mode(recovery)
+                .open(dir.path())
+        };
+        let log = open().unwrap();
+        fill(&log, 1, 100, 3);
+        log.rotate().unwrap();
+        drop(log);
+        let active = segments(dir.path()).pop().unwrap();
+        std::fs::write(&active, vec![0u8; 64 * 1024]).unwrap();
+
+        let reader = FileLogOptions::default()
+            .open_read_only(dir.path())
+            .unwrap();
+        assert_holds(&reader, 1, 100);
+        drop(reader);
+        let log = open().unwrap();
+        assert_holds(&log, 1, 100);
+        fill(&log, 100, 120, 3);
+        assert!(log.verify().unwrap().is_ok(), "{recovery:?}");
+        drop(log);
+        let log = open().unwrap();
+        assert_holds(&log, 1, 120);
+        assert!(log.verify().unwrap().is_ok(), "{recovery:?}");
+    }
+}
