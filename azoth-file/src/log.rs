@@ -105,7 +105,8 @@ pub(crate) struct Tail {
     /// The block under construction at write-out, reused.
     frame: Vec<u8>,
     /// The file's length: the written blocks, then any zeros written ahead of them
-    /// ([`FileLogOptions::preallocate`]); for a mapped file, the most it may have grown to.
+    /// ([`FileLogOptions::preallocate`]); for a mapped file, or after zeros failed to be
+    /// written ahead, the most it may have grown to.
     file_len: u64,
 }
 
@@ -146,7 +147,8 @@ impl Tail {
     /// of `limit` (the segment size: the segment is sealed there), before a block ending at
     /// `block_end` is written. Overwriting zeros instead of growing the file lets the block's
     /// `fdatasync` skip writing the inode. On failure nothing is lost: the zeros written so
-    /// far are harmless, and the append fails before its block is written.
+    /// far are harmless (the file may reach `target` now, so sealing and close cut them off),
+    /// and the append fails before its block is written.
     fn zero_ahead(&mut self, block_end: u64, ahead: u64, limit: u64) -> std::io::Result<()> {
         if ahead == 0 || block_end <= self.file_len {
             return Ok(());
@@ -159,7 +161,10 @@ impl Tail {
         while at < target {
             let n = (target - at).min(ZEROS.len() as u64);
             // `n` is at most `ZEROS.len()`.
-            self.file.write_all_at(&ZEROS[..n as usize], at)?;
+            if let Err(e) = self.file.write_all_at(&ZEROS[..n as usize], at) {
+                self.file_len = self.file_len.max(target);
+                return Err(e);
+            }
             at += n;
         }
         self.file_len = self.file_len.max(at);

@@ -153,3 +153,48 @@ fn a_failed_background_sync_poisons_the_log() {
     }
     assert_eq!(log.get(1).unwrap(), Some(event(1)));
 }
+
+/// Writing the zeros ahead (`SyncMode::Always`) fails part way (no space after a short
+/// write): the append fails, and the zeros that did reach the file are still cut off when
+/// the segment is sealed, so a sealed segment ends with its last block. Its index is only an
+/// accelerator: without it, open scans the segment and finds it whole.
+#[test]
+fn zeros_ahead_that_failed_part_way_are_cut_at_seal() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = FaultyFs::new();
+    let open = |fs: &FaultyFs| {
+        FileLogOptions::default()
+            .sync_mode(SyncMode::Always)
+            .segment_size(1 << 20)
+            .preallocate(64 * 1024)
+            .file_system(Arc::new(fs.clone()))
+            .open(dir.path())
+            .unwrap()
+    };
+    let log = open(&fs);
+    // A block over 64 KiB grows the file without zeros ahead: the file ends with it.
+    let big: Vec<Vec<u8>> = (1..=100).map(|_| vec![7u8; 1000]).collect();
+    log.append_batch_with_ids(1, &big).unwrap();
+    fs.set(|p| {
+        p.no_space = true;
+        p.short_write_bytes = 100;
+    });
+    assert!(log.append_with_id(101, b"small").is_err());
+    fs.set(|p| p.no_space = false);
+    let sealed = log.rotate().unwrap();
+    let bytes = std::fs::read(&sealed).unwrap();
+    assert_eq!(
+        bytes.len() as u64,
+        log.units()[0].bytes,
+        "the sealed segment ends with its last block"
+    );
+    log.append_with_id(101, b"small").unwrap();
+    drop(log);
+
+    std::fs::remove_file(sealed.with_extension("idx")).unwrap();
+    let log = open(&fs);
+    assert_eq!(log.newest_event_id().unwrap(), 101);
+    assert_eq!(log.get(100).unwrap(), Some(vec![7u8; 1000]));
+    assert_eq!(log.get(101).unwrap(), Some(b"small".to_vec()));
+    assert!(log.verify().unwrap().is_ok());
+}
