@@ -85,6 +85,10 @@ impl WritableFile for StdFile {
     }
 
     fn mapped(&self, limit: u64) -> Option<Arc<dyn WritableFile>> {
+        if copy_on_write(&self.0) {
+            tracing::debug!("writing the segment with pwrite: a copy-on-write file system");
+            return None;
+        }
         match MappedFile::new(&self.0, limit) {
             Ok(file) => Some(Arc::new(file)),
             Err(e) => {
@@ -93,6 +97,31 @@ impl WritableFile for StdFile {
             }
         }
     }
+}
+
+/// Whether `file` lies on a copy-on-write file system (btrfs, ZFS, bcachefs), or one whose
+/// kind cannot be told. There, `fallocate` does not reserve the blocks that later writes
+/// take (each write goes to new blocks), so a copy into a [`MappedFile`] on a full disk would
+/// be a `SIGBUS` instead of the `ENOSPC` a `pwrite` returns: such files are not mapped.
+fn copy_on_write(file: &File) -> bool {
+    use std::os::fd::AsRawFd;
+    const BTRFS: u32 = 0x9123_683e;
+    const ZFS: u32 = 0x2fc1_2fc1;
+    const BCACHEFS: u32 = 0xca45_1a4e;
+    let mut stat = std::mem::MaybeUninit::<libc::statfs>::zeroed();
+    // SAFETY: `fstatfs` fills the `statfs` it is given for an open descriptor, which `file`
+    // keeps open for the call; the buffer is zeroed, so it is initialized either way.
+    let rc = unsafe { libc::fstatfs(file.as_raw_fd(), stat.as_mut_ptr()) };
+    if rc != 0 {
+        return true;
+    }
+    // SAFETY: zeroed above, and filled by the successful call.
+    let stat = unsafe { stat.assume_init() };
+    // The field is a signed or unsigned integer of 32 or 64 bits, depending on the platform;
+    // the magic numbers are 32 bits.
+    #[allow(clippy::unnecessary_cast)]
+    let kind = stat.f_type as u32;
+    matches!(kind, BTRFS | ZFS | BCACHEFS)
 }
 
 /// Writes up to this size go through the map of a [`MappedFile`], larger ones through `pwrite`.
@@ -327,5 +356,27 @@ impl FileSystem for FaultyFs {
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         StdFs.remove_file(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_on_write_file_systems_are_told_by_their_magic_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = File::create(dir.path().join("probe")).unwrap();
+        // `stat -f` names the file system kind from the same `statfs` call.
+        let kind = std::process::Command::new("stat")
+            .args(["-f", "-c", "%T"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let kind = String::from_utf8_lossy(&kind.stdout).to_string();
+        let cow = ["btrfs", "zfs", "bcachefs"]
+            .iter()
+            .any(|k| kind.contains(k));
+        assert_eq!(copy_on_write(&file), cow, "file system: {kind}");
     }
 }
