@@ -241,7 +241,7 @@ impl Core {
             max_value_len: self.config.max_value_len,
             missing_projections: self.missing_projections,
         };
-        let flush_above = REPLAY_MEMTABLE_FACTOR * self.config.memtable_size;
+        let flush_above = REPLAY_MEMTABLE_FACTOR.saturating_mul(self.config.memtable_size);
         crate::replay::replay(&projector, log, from, to, |view| {
             if view.active_bytes() > flush_above {
                 view.flush(log)?;
@@ -339,7 +339,7 @@ impl Core {
     /// memory does not grow without bound.
     fn after_group(&self) {
         let active = self.view.active_bytes();
-        if active > 2 * self.config.memtable_size {
+        if active > self.config.memtable_size.saturating_mul(2) {
             let handed = match self.view.hand_over_to_flush() {
                 Ok(handed) => handed,
                 Err(e) => {

@@ -378,6 +378,26 @@ mod bodies {
         assert!(db.verify().unwrap().is_ok());
     }
 
+    /// A memtable size near `usize::MAX` (no flush by size) is taken as it is: the flush
+    /// thresholds derived from it do not overflow, on open, on replay or after a group.
+    pub fn a_memtable_size_near_the_limit_never_overflows(cfg: fn(&Path) -> Config, open: Opener) {
+        for size in [usize::MAX, usize::MAX / 2 + 1, usize::MAX / 4 + 1] {
+            let dir = tempfile::tempdir().unwrap();
+            let db = open(
+                dir.path(),
+                cfg(dir.path()).memtable_size(size).flush_interval(None),
+            );
+            for i in 0..100u32 {
+                db.put(&i.to_be_bytes(), &[7; 64]).unwrap();
+            }
+            assert_eq!(db.scan(None, None).unwrap().len(), 100);
+            // Nothing reached the size, so nothing was flushed by it.
+            assert_eq!(db.stats().unwrap().flushes, 0, "memtable size {size}");
+            assert!(db.verify_view().unwrap().is_ok());
+            db.close().unwrap();
+        }
+    }
+
     pub fn read_auditing_logs_reads(cfg: fn(&Path) -> Config, open: Opener) {
         let dir = tempfile::tempdir().unwrap();
         let db = open(dir.path(), cfg(dir.path()).read_auditing(true));
@@ -438,6 +458,10 @@ macro_rules! suite {
             #[test]
             fn read_auditing_logs_reads() {
                 bodies::read_auditing_logs_reads(CFG, OPEN)
+            }
+            #[test]
+            fn a_memtable_size_near_the_limit_never_overflows() {
+                bodies::a_memtable_size_near_the_limit_never_overflows(CFG, OPEN)
             }
         }
     };
