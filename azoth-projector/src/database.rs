@@ -389,6 +389,8 @@ impl Database {
         let core = self.core();
         core.check_open()?;
         let clock = core.clock.lock();
+        // `close` may have run while this waited for the clock.
+        core.check_open()?;
         let log = core.log()?;
         let oldest = log.oldest_event_id()?;
         if oldest > 1 {

@@ -419,10 +419,16 @@ impl Core {
             }
         }
         self.nudge.lock().take();
+        // Wait for work in progress under the commit clock (a `rebuild_view`, a retention
+        // run), and keep it out until the directory is released: such work began before
+        // `closed` was set, and must not go on in a directory another handle may open next.
+        // Every holder checks `closed` once it has the clock.
+        let clock = self.clock.lock();
         let flushed = self.flush();
         self.view.close();
         self.log.write().take();
         self.dir_lock.lock().take();
+        drop(clock);
         tracing::info!("closed the database");
         flushed
     }

@@ -327,6 +327,8 @@ pub(crate) fn apply(
     // and the units go. The view checkpoint may still rise meanwhile (a flush), which only
     // makes the hold read here conservative.
     let clock = core.clock.lock();
+    // `close` may have run while this waited for the clock.
+    core.check_open()?;
     let holds = holds(core)?;
     let hold_position = holds.first().map_or(EventId::MAX, |h| h.position);
     let deletable = units[..wanted]

@@ -393,6 +393,8 @@ impl Subscriptions {
         // Registering under the commit clock gives `Now` an exact cut: every group after the
         // position read here is published to the new channel.
         let clock = core.clock.lock();
+        // `close` may have run while this waited for the clock.
+        core.check_open()?;
         let newest = clock.next_id.saturating_sub(1);
         let position = match from {
             SubscribeFrom::Beginning => 0,

@@ -604,3 +604,85 @@ fn an_open_without_the_views_projections_refuses_to_leave_events_unprojected() {
     assert_eq!(db.get_events().unwrap().len(), 2);
     db.close().unwrap();
 }
+
+/// `close` waits for a `rebuild_view` in progress. Otherwise the rebuild would go on after
+/// `close` released the directory, and swap its view into a directory another handle may
+/// have opened by then.
+#[test]
+fn close_waits_for_a_rebuild_in_progress() {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    use std::time::Duration;
+
+    // Counts `Seen` events into `seen`; the first `Seen` after `pause` is set stops the
+    // replay there (it tells `entered`) until `release` says go on.
+    let config = |dir: &Path,
+                  pause: Arc<AtomicBool>,
+                  entered: crossbeam_channel::Sender<()>,
+                  release: crossbeam_channel::Receiver<()>| {
+        base(dir).projection(
+            move |kind: &str, _: &[u8], view: &mut ProjectionContext<'_>| {
+                if kind == "Seen" && pause.swap(false, SeqCst) {
+                    let _ = entered.send(());
+                    let _ = release.recv();
+                }
+                let seen = view.get(b"seen")?.map_or(0, |v| v.len());
+                view.put(b"seen", &vec![1u8; seen + 1])
+            },
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let pause = Arc::new(AtomicBool::new(false));
+    let (entered_tx, entered_rx) = crossbeam_channel::bounded(1);
+    let (release_tx, release_rx) = crossbeam_channel::bounded(1);
+    let db = Database::open_with(config(
+        dir.path(),
+        Arc::clone(&pause),
+        entered_tx,
+        release_rx,
+    ))
+    .unwrap();
+    db.append_event("Seen", b"").unwrap();
+    db.append_event("Seen", b"").unwrap();
+    pause.store(true, SeqCst);
+    let rebuild = {
+        let db = db.clone();
+        std::thread::spawn(move || db.rebuild_view())
+    };
+    entered_rx.recv().unwrap();
+    let closed = Arc::new(AtomicBool::new(false));
+    let closer = {
+        let (db, closed) = (db.clone(), Arc::clone(&closed));
+        std::thread::spawn(move || {
+            let result = db.close();
+            closed.store(true, SeqCst);
+            result
+        })
+    };
+    // Ample time for a close that does not wait to finish.
+    std::thread::sleep(Duration::from_millis(300));
+    let closed_during_rebuild = closed.load(SeqCst);
+    release_tx.send(()).unwrap();
+    let rebuilt = rebuild.join().unwrap();
+    closer.join().unwrap().unwrap();
+    assert!(
+        !closed_during_rebuild,
+        "close returned while a rebuild was still replaying"
+    );
+    assert!(
+        matches!(rebuilt, Ok(()) | Err(AzothError::Closed)),
+        "{rebuilt:?}"
+    );
+
+    let (entered_tx, _entered_rx) = crossbeam_channel::bounded(1);
+    let (_release_tx, release_rx) = crossbeam_channel::bounded(1);
+    let db = Database::open_with(config(
+        dir.path(),
+        Arc::new(AtomicBool::new(false)),
+        entered_tx,
+        release_rx,
+    ))
+    .unwrap();
+    assert_eq!(db.get(b"seen").unwrap().map(|v| v.len()), Some(2));
+    assert!(db.verify_view().unwrap().is_ok());
+    db.close().unwrap();
+}
