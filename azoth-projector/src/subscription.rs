@@ -292,13 +292,14 @@ fn decode_position(name: &str, bytes: &[u8]) -> Result<EventId> {
     Ok(u64::from_be_bytes(array))
 }
 
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+/// The message of a caught panic, naming what panicked.
+fn panic_message(what: &str, panic: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = panic.downcast_ref::<&str>() {
-        format!("handler panicked: {s}")
+        format!("{what} panicked: {s}")
     } else if let Some(s) = panic.downcast_ref::<String>() {
-        format!("handler panicked: {s}")
+        format!("{what} panicked: {s}")
     } else {
-        "handler panicked".to_owned()
+        format!("{what} panicked")
     }
 }
 
@@ -685,7 +686,12 @@ struct Runner {
 
 impl Runner {
     fn run(mut self) {
-        let outcome = self.deliver_all();
+        // A panic outside the handler (which has its own catch) would end the thread with
+        // the subscription still listed as running: it fails visibly instead.
+        let outcome =
+            catch_unwind(AssertUnwindSafe(|| self.deliver_all())).unwrap_or_else(|panic| {
+                Halt::Failed(panic_message("the subscription thread", panic.as_ref()))
+            });
         let shared = Arc::clone(&self.shared);
         // Stored before the mode says `Failed`, so whoever sees a failed subscription also
         // finds its position stored (checkpoint does nothing for streams).
@@ -825,7 +831,7 @@ impl Runner {
                 Ok(Ok(())) => break,
                 Ok(Err(AzothError::Closed)) => return Err(Halt::Stopped),
                 Ok(Err(e)) => e.to_string(),
-                Err(panic) => panic_message(panic.as_ref()),
+                Err(panic) => panic_message("handler", panic.as_ref()),
             };
             self.shared.errors.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(subscription = %self.shared.name, event = id, attempt, %error, "handler failed");
@@ -842,7 +848,7 @@ impl Runner {
             }
             attempt += 1;
             self.sleep(backoff)?;
-            backoff = (backoff * 2).min(config.max_retry_backoff);
+            backoff = backoff.saturating_mul(2).min(config.max_retry_backoff);
         }
         self.position = id;
         self.shared.position.store(id, Ordering::Release);
@@ -869,16 +875,19 @@ impl Runner {
 
     /// Sleeps in short slices, so an unsubscribe during a backoff does not wait for it.
     fn sleep(&self, total: Duration) -> std::result::Result<(), Halt> {
-        let until = Instant::now() + total;
+        // `None`: longer than the clock can count, so until the subscription stops.
+        let until = Instant::now().checked_add(total);
         loop {
             if !self.shared.active.load(Ordering::Acquire) {
                 return Err(Halt::Stopped);
             }
             let now = Instant::now();
-            if now >= until {
-                return Ok(());
-            }
-            std::thread::sleep((until - now).min(SLEEP_SLICE));
+            let left = match until {
+                Some(until) if now >= until => return Ok(()),
+                Some(until) => until - now,
+                None => SLEEP_SLICE,
+            };
+            std::thread::sleep(left.min(SLEEP_SLICE));
         }
     }
 

@@ -590,3 +590,45 @@ fn a_rebuilt_view_keeps_subscription_positions_and_dead_letters() {
     assert_eq!(db.subscription_position("audit").unwrap(), position);
     assert_eq!(db.dead_letters("audit").unwrap().len(), 1);
 }
+
+#[test]
+fn a_backoff_too_long_for_the_clock_waits_until_unsubscribe() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open_with(
+        config(dir.path()).subscriptions(
+            SubscriptionConfig::default()
+                .max_retries(3)
+                .retry_backoff(Duration::MAX, Duration::MAX),
+        ),
+    )
+    .unwrap();
+    let attempts = Arc::new(AtomicU64::new(0));
+    let tries = Arc::clone(&attempts);
+    db.subscribe(
+        "patient",
+        move |_: &DatabaseEvent| {
+            tries.fetch_add(1, Ordering::SeqCst);
+            Err(AzothError::Config("not yet".into()))
+        },
+        SubscribeFrom::Beginning,
+    )
+    .unwrap();
+    db.put(b"k", b"v").unwrap();
+    wait_for("the first attempt", || attempts.load(Ordering::SeqCst) == 1);
+    // In its backoff now, which no clock can end: it neither fails nor retries (a panic
+    // there, with its backtrace printed, took over 100 ms to show as a failure)...
+    std::thread::sleep(Duration::from_secs(1));
+    let stats = db.stats().unwrap().subscriptions;
+    assert_eq!(stats.len(), 1);
+    assert_ne!(
+        stats[0].mode,
+        SubscriptionMode::Failed,
+        "{:?}",
+        stats[0].failure
+    );
+    assert_eq!(attempts.load(Ordering::SeqCst), 1);
+    // ... and stops at once when asked.
+    db.unsubscribe("patient").unwrap();
+    assert!(db.stats().unwrap().subscriptions.is_empty());
+    db.close().unwrap();
+}
