@@ -29,6 +29,19 @@ pub(crate) enum Draft {
     Read { key: Key },
 }
 
+impl Draft {
+    /// The bytes the caller gave (keys, values, kinds, payloads): what the draft's event
+    /// adds to a log block, less a small encoding overhead.
+    fn bytes(&self) -> usize {
+        match self {
+            Draft::Write(Operation::Put { key, value }) => key.len() + value.len(),
+            Draft::Write(Operation::Delete { key }) | Draft::Read { key } => key.len(),
+            Draft::App { kind, payload } => kind.len() + payload.len(),
+            Draft::Compaction { .. } => 0,
+        }
+    }
+}
+
 /// What one caller asks to commit atomically: its drafts become consecutive events of one
 /// block. A transaction's read set comes along; the committer validates it inside the group,
 /// before the group's ids are given. The committer takes the drafts and leaves the outcome.
@@ -37,14 +50,20 @@ pub(crate) struct Request {
     pub(crate) drafts: Vec<Draft>,
     pub(crate) reads: Option<crate::transaction::ReadSet>,
     pub(crate) outcome: Option<Outcome>,
+    /// The drafts' [`Draft::bytes`], summed when the request is made.
+    bytes: usize,
 }
 
 impl Request {
     pub(crate) fn new(drafts: Vec<Draft>, reads: Option<crate::transaction::ReadSet>) -> Self {
+        let bytes = drafts
+            .iter()
+            .fold(0usize, |sum, d| sum.saturating_add(d.bytes()));
         Self {
             drafts,
             reads,
             outcome: None,
+            bytes,
         }
     }
 
@@ -149,12 +168,20 @@ struct Queue {
     closed: bool,
 }
 
+/// A group takes no more requests once they hold this many bytes ([`Draft::bytes`]), though
+/// always the first. A group is one log block, and blocks have a size limit (4 GiB in the
+/// file log): requests that each fit must not fail together for having been grouped. Far
+/// above what a group needs to share its sync (a thousand 100-byte puts are 100 KB).
+const GROUP_BYTES: usize = 64 << 20;
+
 /// The bounded queue of write requests and its leadership.
 pub(crate) struct Writer {
     queue: Mutex<Queue>,
     /// Signalled when the queue has room, and when the writer goes idle.
     changed: Condvar,
     group_cap: usize,
+    /// [`GROUP_BYTES`], smaller in tests.
+    group_bytes: usize,
     capacity: usize,
     groups: AtomicU64,
     requests: AtomicU64,
@@ -172,6 +199,7 @@ impl Writer {
             }),
             changed: Condvar::new(),
             group_cap: group_cap.max(1),
+            group_bytes: GROUP_BYTES,
             capacity: capacity.max(1),
             groups: AtomicU64::new(0),
             requests: AtomicU64::new(0),
@@ -295,7 +323,17 @@ impl Writer {
     ) -> Option<Option<Outcome>> {
         let taken: Vec<Pending> = {
             let mut queue = self.queue.lock();
-            let n = queue.pending.len().min(self.group_cap);
+            let mut bytes = 0usize;
+            let n = queue
+                .pending
+                .iter()
+                .take(self.group_cap)
+                .enumerate()
+                .take_while(|(i, p)| {
+                    bytes = bytes.saturating_add(p.request.bytes);
+                    *i == 0 || bytes <= self.group_bytes
+                })
+                .count();
             if n == 0 {
                 queue.leader_active = false;
                 self.changed.notify_all();
@@ -472,6 +510,67 @@ mod tests {
         assert!(matches!(writer.submit_task(put()), Submitted::Refused(_)));
         writer.set_task_leader(None);
         leader.join().unwrap();
+    }
+
+    #[test]
+    fn a_group_stops_at_its_byte_budget_but_takes_at_least_one_request() {
+        /// Records the most bytes a group held, and any group of several requests over
+        /// the budget.
+        struct Sizes {
+            next: AtomicU64,
+            most_bytes: AtomicU64,
+            over_budget: AtomicU64,
+        }
+        impl GroupCommitter for Sizes {
+            fn commit_group(&self, group: &mut [Request]) {
+                let bytes = group.iter().map(|r| r.bytes).sum::<usize>() as u64;
+                self.most_bytes.fetch_max(bytes, Ordering::Relaxed);
+                if group.len() > 1 && bytes > 250 {
+                    self.over_budget.fetch_add(1, Ordering::Relaxed);
+                }
+                std::thread::yield_now();
+                for r in group {
+                    let count = r.drafts.len() as u64;
+                    r.outcome = Some(Ok(Ids {
+                        timestamp: 0,
+                        first: self.next.fetch_add(count, Ordering::SeqCst),
+                        count,
+                    }));
+                }
+            }
+        }
+        let mut writer = Writer::new(64, 64);
+        writer.group_bytes = 250;
+        let committer = Sizes {
+            next: AtomicU64::new(1),
+            most_bytes: AtomicU64::new(0),
+            over_budget: AtomicU64::new(0),
+        };
+        let put = |value_len: usize| {
+            Request::new(
+                vec![Draft::Write(Operation::Put {
+                    key: b"key".to_vec(),
+                    value: vec![0; value_len],
+                })],
+                None,
+            )
+        };
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let (writer, committer) = (&writer, &committer);
+                s.spawn(move || {
+                    for _ in 0..100 {
+                        // One thread's requests are over the budget on their own.
+                        let len = if t == 0 { 400 } else { 97 };
+                        writer.submit(put(len), committer).unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(committer.over_budget.load(Ordering::Relaxed), 0);
+        // The requests over the budget were committed, each in a group of its own.
+        assert_eq!(committer.most_bytes.load(Ordering::Relaxed), 403);
+        assert_eq!(writer.counts().1, 800);
     }
 
     #[test]
