@@ -158,7 +158,8 @@ impl Config {
         self
     }
 
-    /// The most write requests one commit group takes (one log block, one sync).
+    /// The most write requests one commit group takes (one log block, one sync). A group
+    /// also stops at 64 MiB of keys, values and payloads, though it always takes one request.
     /// Default: 1024.
     pub fn group_commit_cap(mut self, requests: usize) -> Self {
         self.group_commit_cap = requests.max(1);
