@@ -76,6 +76,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 mod archive;
+mod durable_mark;
 pub mod file_name;
 mod follow;
 pub mod format;

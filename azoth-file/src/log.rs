@@ -894,6 +894,9 @@ impl EventLog for FileEventLog {
         }
         if !w.unsynced.is_empty() {
             fs.sync_dir(&self.shared.dir)?;
+            // Every segment before the active one is durable now: an open after a power
+            // loss need not check them (see `durable_mark`).
+            crate::durable_mark::save(fs, &self.shared.dir, w.seg.first_id)?;
             w.unsynced.clear();
         }
         Ok(())

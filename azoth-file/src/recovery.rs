@@ -3,7 +3,10 @@
 //!
 //! Sealed segments are never scanned when their index file is whole, so opening costs
 //! O(segments) plus a scan of the active segment. Damage inside sealed data is never repaired
-//! here: reads of it and `verify()` report it.
+//! here: reads of it and `verify()` report it. The exception are the segments sealed under
+//! `SyncMode::Never` since the last `sync()` (see [`crate::durable_mark`]): they are scanned
+//! like the active segment, and the log ends at the first block of them a power loss left
+//! incomplete.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -14,6 +17,7 @@ use azoth_core::{
     ArchiveReader, AzothError, ChainHash, EventId, GENESIS_HASH, Location, Result, SyncMode,
 };
 
+use crate::durable_mark::{self, Mark};
 use crate::file_name::{self, FileKind, INDEX_EXT, SEGMENT_EXT};
 use crate::format::{
     DecodeError, FRAME_COUNT, FRAME_EVENTS, SEGMENT_HEADER_LEN, SegmentHeader, frame_header_len,
@@ -156,6 +160,13 @@ pub(crate) fn list_units(dir: &Path, options: &FileLogOptions) -> Result<Vec<(Ev
 /// [`RecoveryMode::Refuse`].
 pub fn recover(dir: &Path, options: &FileLogOptions, read_only: bool) -> Result<Recovered> {
     let fs = options.fs.as_ref();
+    // A read-only open repairs nothing: damage in segments a power loss cut short is
+    // reported by its reads, as any other.
+    let mark = if read_only {
+        Mark::None
+    } else {
+        durable_mark::load(dir)?
+    };
     let (mut found, superseded) = find_units(dir, options, read_only)?;
     if !read_only {
         for p in superseded {
@@ -191,6 +202,10 @@ pub fn recover(dir: &Path, options: &FileLogOptions, read_only: bool) -> Result<
     let ids: Vec<EventId> = found.keys().copied().collect();
     let mut units = Units::default();
     let mut prev_last_hash = GENESIS_HASH;
+    // Segments the durable mark covers that scanned whole: made durable once open.
+    let mut checked: Vec<PathBuf> = Vec::new();
+    // Ids `delete_range` removed between units are not a hole a power loss made.
+    let gaps = crate::gaps::load(dir);
     for (i, (&first_id, f)) in found.iter().enumerate() {
         match (f, ids.get(i + 1)) {
             (Found::Archive(path), Some(&next_first)) => {
@@ -212,6 +227,28 @@ pub fn recover(dir: &Path, options: &FileLogOptions, read_only: bool) -> Result<
                     reader,
                 })));
             }
+            (Found::Segment(path), Some(&next_first)) if mark.covers(first_id) => {
+                if let Some((seg, last_hash)) =
+                    scan_unsynced(fs, dir, path, first_id, next_first, &gaps)?
+                {
+                    prev_last_hash = last_hash;
+                    units.list.push(Unit::Segment(Arc::new(seg)));
+                    checked.push(path.clone());
+                    continue;
+                }
+                // Not whole: the log ends in this segment, which becomes the active one again.
+                let later: Vec<&Found> = found.range(next_first..).map(|(_, f)| f).collect();
+                end_log_in(dir, options, path, first_id, &later)?;
+                let active = Active {
+                    path,
+                    first_id,
+                    prev_last_hash,
+                    unsynced: true,
+                };
+                let recovered = open_active(dir, options, false, &active, units)?;
+                settle_durable_mark(dir, options, &checked, &recovered)?;
+                return Ok(recovered);
+            }
             (Found::Segment(path), Some(&next_first)) => {
                 let seg = open_sealed(
                     path,
@@ -224,15 +261,17 @@ pub fn recover(dir: &Path, options: &FileLogOptions, read_only: bool) -> Result<
                 units.list.push(Unit::Segment(Arc::new(seg)));
             }
             (Found::Segment(path), None) => {
-                return open_active(
-                    dir,
-                    options,
-                    read_only,
+                let active = Active {
                     path,
                     first_id,
                     prev_last_hash,
-                    units,
-                );
+                    unsynced: mark.covers(first_id),
+                };
+                let recovered = open_active(dir, options, read_only, &active, units)?;
+                if !read_only {
+                    settle_durable_mark(dir, options, &checked, &recovered)?;
+                }
+                return Ok(recovered);
             }
             (Found::Archive(_), None) => break,
         }
@@ -242,6 +281,136 @@ pub fn recover(dir: &Path, options: &FileLogOptions, read_only: bool) -> Result<
         "no active segment in {}",
         dir.display()
     )))
+}
+
+/// Scans a sealed segment the durable mark covers. Whole (every block, ending with the ids
+/// the next unit starts at or a recorded gap before them, perhaps followed by zeros a
+/// sealing cut did not make durable), it is returned with its last hash, its zeros cut and
+/// its index rewritten; otherwise `None`.
+fn scan_unsynced(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    path: &Path,
+    first_id: EventId,
+    next_first: EventId,
+    gaps: &[(EventId, EventId)],
+) -> Result<Option<(Segment, ChainHash)>> {
+    let file = File::open(path)?;
+    let len = file.metadata()?.len();
+    let Ok(header) = read_header(&file, path) else {
+        return Ok(None);
+    };
+    if header.first_event_id != first_id {
+        return Ok(None);
+    }
+    let mut s = scan(file, &header, len);
+    let whole = match s.failure.take() {
+        None => true,
+        Some(ScanError::Decode { .. }) => zeros_from(path, s.end_offset, len)?,
+        Some(ScanError::Io(e)) => return Err(e.into()),
+    };
+    let continued = s.end_id == next_first || crate::gaps::covers(gaps, s.end_id, next_first);
+    if !whole || !continued {
+        return Ok(None);
+    }
+    if s.end_offset < len {
+        cut_durably(fs, path, s.end_offset)?;
+    }
+    let idx = SegmentIndex {
+        first_event_id: first_id,
+        end_event_id: s.end_id,
+        segment_len: s.end_offset,
+        last_hash: s.last_hash,
+        entries: s.entries.clone(),
+    };
+    let idx_path = file_name::unit_path(dir, first_id, INDEX_EXT);
+    // Made durable with the segment, once open (`settle_durable_mark`).
+    crate::log::write_atomically(fs, dir, &idx_path, &idx.encode(), false)?;
+    let seg = Segment::new(
+        header,
+        path.to_path_buf(),
+        s.end_offset,
+        s.end_id,
+        true,
+        s.entries,
+    );
+    Ok(Some((seg, s.last_hash)))
+}
+
+/// Makes the segment at `path` the log's last one after a power loss under
+/// `SyncMode::Never` left it incomplete (or lost the one after it): the units after it hold
+/// ids past a hole, so they go. Under [`RecoveryMode::Refuse`] nothing is changed and the
+/// open fails. An archive after it (archives are always durable) is damage, not a power loss.
+fn end_log_in(
+    dir: &Path,
+    options: &FileLogOptions,
+    path: &Path,
+    first_id: EventId,
+    later: &[&Found],
+) -> Result<()> {
+    let location = Location::file(path).at_event(first_id);
+    if options.recovery_mode == RecoveryMode::Refuse {
+        return Err(AzothError::corruption(
+            location,
+            "a segment sealed without a sync is incomplete after a power loss".to_string(),
+        ));
+    }
+    if later.iter().any(|f| matches!(f, Found::Archive(_))) {
+        return Err(AzothError::corruption(
+            location,
+            "a segment before an archive is incomplete".to_string(),
+        ));
+    }
+    let fs = options.fs.as_ref();
+    tracing::warn!(
+        %location,
+        dropped_segments = later.len(),
+        "a power loss left a segment sealed without a sync incomplete; the log ends in it"
+    );
+    for f in later {
+        if let Found::Segment(p) = f {
+            fs.remove_file(p)?;
+            let idx = p.with_extension(INDEX_EXT);
+            if idx.exists() {
+                fs.remove_file(&idx)?;
+            }
+        }
+    }
+    fs.sync_dir(dir)?;
+    Ok(())
+}
+
+/// After a writable open: the segments the mark covered that scanned whole are made durable
+/// now, and the mark moves to the active segment under `SyncMode::Never` (whose sealing does
+/// not sync), or goes under the other modes (whose sealing does).
+fn settle_durable_mark(
+    dir: &Path,
+    options: &FileLogOptions,
+    checked: &[PathBuf],
+    recovered: &Recovered,
+) -> Result<()> {
+    let fs = options.fs.as_ref();
+    for path in checked {
+        fs.open_writable(path, false)?.sync_data()?;
+    }
+    if !checked.is_empty() {
+        fs.sync_dir(dir)?;
+    }
+    let active = recovered
+        .units
+        .list
+        .last()
+        .map_or(1, |unit| unit.first_id());
+    let wanted = if options.sync_mode == SyncMode::Never {
+        Mark::From(active)
+    } else {
+        Mark::None
+    };
+    match wanted {
+        Mark::From(id) if durable_mark::load(dir)? != wanted => durable_mark::save(fs, dir, id),
+        Mark::None => durable_mark::clear(fs, dir),
+        Mark::From(_) => Ok(()),
+    }
 }
 
 /// Loads a sealed segment from its index, or scans it when the index is missing or damaged.
@@ -317,16 +486,31 @@ fn open_sealed(
     }
 }
 
+/// The segment that is to be the active one.
+struct Active<'a> {
+    path: &'a Path,
+    first_id: EventId,
+    /// The chain hash of the last block before it.
+    prev_last_hash: ChainHash,
+    /// Its blocks may not have been synced one by one, though the mode is `Always` now (the
+    /// durable mark covers it): a whole block after a damaged one may be a power loss's.
+    unsynced: bool,
+}
+
 /// Scans the active segment and repairs its tail.
 fn open_active(
     dir: &Path,
     options: &FileLogOptions,
     read_only: bool,
-    path: &Path,
-    first_id: EventId,
-    prev_last_hash: ChainHash,
+    active: &Active<'_>,
     mut units: Units,
 ) -> Result<Recovered> {
+    let &Active {
+        path,
+        first_id,
+        prev_last_hash,
+        unsynced,
+    } = active;
     let fs = options.fs.as_ref();
     let file = File::open(path)?;
     let len = file.metadata()?.len();
@@ -409,6 +593,7 @@ fn open_active(
                 // there would drop acknowledged events.
                 RecoveryMode::TruncateTail
                     if options.sync_mode == SyncMode::Always
+                        && !unsynced
                         && valid_block_follows(path, failure.0, len, s.end_id) =>
                 {
                     return Err(AzothError::corruption(

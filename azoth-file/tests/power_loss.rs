@@ -1,7 +1,8 @@
 //! Power loss, modelled by a file system that keeps only what was made durable: for every
 //! file the bytes its last `fdatasync` saw, for the directory the entries its last `fsync`
 //! saw. [`PowerLossFs::after_power_loss`] copies that state into a fresh directory, which a
-//! log then opens as it would after the machine went down at that moment.
+//! log then opens as it would after the machine went down at that moment. Then the states a
+//! real file system can leave under `SyncMode::Never`, made by hand.
 
 mod common;
 
@@ -13,9 +14,9 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use azoth_core::{EventLog, SyncMode};
+use azoth_core::{AzothError, EventLog, SyncMode};
 use azoth_file::fs::{FileSystem, WritableFile};
-use azoth_file::{FileEventLog, FileLogOptions};
+use azoth_file::{FileEventLog, FileLogOptions, RecoveryMode};
 use common::*;
 
 #[derive(Debug, Default)]
@@ -174,5 +175,166 @@ fn always_appends_survive_power_loss_after_each_acknowledgement() {
             assert_holds(&reopened, 1, id);
             assert!(reopened.verify().unwrap().is_ok(), "at {id}");
         }
+    }
+}
+
+// A real power loss under `SyncMode::Never`: the file system wrote back some of what was
+// appended since the last `sync()` and not the rest, in no particular order. The tests below
+// make such states by hand from a log whose process stopped without a sync: a range of
+// zeros in a segment (pages never written back), a segment file missing (its directory entry
+// never written), a sealed segment still as long as it was before sealing cut it.
+
+/// The first event id of a segment file, from its name.
+fn first_id_of(path: &Path) -> u64 {
+    path.file_stem().unwrap().to_str().unwrap().parse().unwrap()
+}
+
+/// Events 1..200 made durable by a sync, then 200..1000 appended across several segments of
+/// 4 KiB with no sync, and the log dropped (the process ended). Returns the segments sealed
+/// since the sync (the active one excluded).
+fn unsynced_log(dir: &Path) -> Vec<PathBuf> {
+    let log = open_small(dir, 4096);
+    fill(&log, 1, 200, 5);
+    log.sync().unwrap();
+    fill(&log, 200, 1000, 5);
+    drop(log);
+    let segs = segments(dir);
+    let active = segs.last().unwrap().clone();
+    let unsynced: Vec<PathBuf> = segs
+        .into_iter()
+        .filter(|p| first_id_of(p) >= 200 && *p != active)
+        .collect();
+    assert!(unsynced.len() >= 3, "{} unsynced segments", unsynced.len());
+    unsynced
+}
+
+/// The id of the block of `path` that holds byte `at`.
+fn block_at(path: &Path, at: usize) -> u64 {
+    let bytes = std::fs::read(path).unwrap();
+    let mut offset = azoth_file::format::SEGMENT_HEADER_LEN;
+    loop {
+        let frame = azoth_file::format::decode_frame(&bytes[offset..]).unwrap();
+        if offset + frame.byte_len() > at {
+            return frame.first_event_id;
+        }
+        offset += frame.byte_len();
+    }
+}
+
+#[test]
+fn pages_lost_in_a_segment_sealed_without_a_sync_end_the_log_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let unsynced = unsynced_log(dir.path());
+    let damaged = &unsynced[1];
+    let mut bytes = std::fs::read(damaged).unwrap();
+    let at = bytes.len() / 2;
+    let lost_from = block_at(damaged, at);
+    bytes[at..at + 300].fill(0);
+    std::fs::write(damaged, &bytes).unwrap();
+
+    let log = open_small(dir.path(), 4096);
+    // A prefix of what was appended, with everything the sync made durable.
+    assert!(lost_from > 200);
+    assert_holds(&log, 1, lost_from);
+    assert!(log.verify().unwrap().is_ok());
+    // The segments after the damaged one held ids past the hole: they are gone, and the
+    // damaged one is the active segment again.
+    let segs = segments(dir.path());
+    assert_eq!(segs.last(), Some(damaged));
+    assert!(!damaged.with_extension("idx").exists());
+    fill(&log, lost_from, lost_from + 50, 5);
+    drop(log);
+    let log = open_small(dir.path(), 4096);
+    assert_holds(&log, 1, lost_from + 50);
+    assert!(log.verify().unwrap().is_ok());
+}
+
+#[test]
+fn under_refuse_lost_pages_fail_the_open_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let unsynced = unsynced_log(dir.path());
+    let damaged = &unsynced[1];
+    let mut bytes = std::fs::read(damaged).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at..at + 300].fill(0);
+    std::fs::write(damaged, &bytes).unwrap();
+    let before = segments(dir.path());
+
+    let refused = FileLogOptions::default()
+        .sync_mode(SyncMode::Never)
+        .segment_size(4096)
+        .recovery_mode(RecoveryMode::Refuse)
+        .open(dir.path());
+    match refused {
+        Err(AzothError::Corruption { location, .. }) => {
+            assert_eq!(location.file.as_deref(), Some(damaged.as_path()));
+        }
+        other => panic!("expected Corruption, got {other:?}"),
+    }
+    assert_eq!(segments(dir.path()), before);
+    assert_eq!(std::fs::read(damaged).unwrap(), bytes);
+}
+
+#[test]
+fn a_segment_file_lost_since_the_last_sync_ends_the_log_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let unsynced = unsynced_log(dir.path());
+    let lost = &unsynced[1];
+    std::fs::remove_file(lost).unwrap();
+    std::fs::remove_file(lost.with_extension("idx")).unwrap();
+
+    let log = open_small(dir.path(), 4096);
+    assert_holds(&log, 1, first_id_of(lost));
+    assert!(log.verify().unwrap().is_ok());
+    assert_eq!(segments(dir.path()).last(), Some(&unsynced[0]));
+}
+
+#[test]
+fn a_sealing_cut_not_made_durable_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let unsynced = unsynced_log(dir.path());
+    // The segment is as long as the space allocated ahead of it was: its blocks, then zeros.
+    let sealed = &unsynced[0];
+    let len = std::fs::metadata(sealed).unwrap().len();
+    OpenOptions::new()
+        .write(true)
+        .open(sealed)
+        .unwrap()
+        .set_len(len + 8192)
+        .unwrap();
+    std::fs::remove_file(sealed.with_extension("idx")).unwrap();
+
+    let log = open_small(dir.path(), 4096);
+    assert_holds(&log, 1, 1000);
+    assert!(log.verify().unwrap().is_ok());
+    assert_eq!(std::fs::metadata(sealed).unwrap().len(), len);
+    assert!(sealed.with_extension("idx").exists());
+}
+
+#[test]
+fn once_synced_or_reopened_under_always_damage_is_reported_not_cut() {
+    for make_durable in ["sync", "reopen under Always"] {
+        let dir = tempfile::tempdir().unwrap();
+        let unsynced = unsynced_log(dir.path());
+        match make_durable {
+            "sync" => open_small(dir.path(), 4096).sync().unwrap(),
+            _ => drop(
+                FileLogOptions::default()
+                    .sync_mode(SyncMode::Always)
+                    .segment_size(4096)
+                    .open(dir.path())
+                    .unwrap(),
+            ),
+        }
+        let damaged = &unsynced[1];
+        let mut bytes = std::fs::read(damaged).unwrap();
+        let at = bytes.len() / 2;
+        bytes[at] ^= 0x55;
+        std::fs::write(damaged, &bytes).unwrap();
+
+        let log = open_small(dir.path(), 4096);
+        assert_eq!(log.next_event_id().unwrap(), 1000, "{make_durable}");
+        let failure = log.verify().unwrap().first_failure.expect(make_durable);
+        assert_eq!(failure.location.file.as_deref(), Some(damaged.as_path()));
     }
 }
