@@ -31,7 +31,8 @@ use crate::env::{EnvConfig, LmdbEnv};
 use crate::env_format::{self, EnvKind, SYSTEM_DB};
 use crate::error::TxnError;
 use crate::log_format::{
-    BlockRecord, SegmentRecord, SegmentState, decode_event, encode_event, id_key, key_id,
+    BlockRecord, GAP_PREFIX, SegmentRecord, SegmentState, decode_event, decode_gap, encode_event,
+    gap_key, id_key, key_id,
 };
 use crate::log_iter::LogIter;
 use crate::log_options::LmdbLogOptions;
@@ -44,6 +45,9 @@ pub(crate) struct LogShared {
     pub(crate) events: Db,
     pub(crate) blocks: Db,
     pub(crate) segments: Db,
+    /// The format record and the gap records (`log_format.rs`); `None` only in a read-only
+    /// handle on an environment written before the format record existed.
+    pub(crate) system: Option<Db>,
     pub(crate) archives: crate::log_archive::ArchiveCache,
 }
 
@@ -74,6 +78,23 @@ impl LogShared {
                 "malformed segment record",
             )),
         }
+    }
+
+    /// The holes `[first, end)` that `delete_range` left in the middle of the log.
+    pub(crate) fn gaps(&self, txn: &RoTxn<'_>) -> Result<Vec<(EventId, EventId)>> {
+        let Some(system) = self.system else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for item in system
+            .prefix_iter(txn, GAP_PREFIX)
+            .map_err(|e| self.env.err(e))?
+        {
+            let (k, v) = item.map_err(|e| self.env.err(e))?;
+            // A malformed record covers nothing: verify then reports the hole.
+            out.extend(decode_gap(k, v));
+        }
+        Ok(out)
     }
 
     /// Every segment record, oldest first.
@@ -426,13 +447,16 @@ fn open_databases(env: LmdbEnv, read_only: bool) -> Result<LogShared> {
             .open_databases_and_commit(rtxn, |dbo, rtxn| -> std::result::Result<_, TxnError> {
                 // An environment written before the format record existed has no `system`
                 // database: accepted, and left as it is (a read-only open writes nothing).
-                if let Some(system) = dbo.open_database::<Bytes, Bytes>(rtxn, Some(SYSTEM_DB))? {
-                    env_format::check_in(EnvKind::Log, &system, rtxn, &data_file)?;
+                let system = dbo.open_database::<Bytes, Bytes>(rtxn, Some(SYSTEM_DB))?;
+                if let Some(system) = &system {
+                    env_format::check_in(EnvKind::Log, system, rtxn, &data_file)?;
                 }
                 let events = dbo.open_database::<Bytes, Bytes>(rtxn, Some("events"))?;
                 let blocks = dbo.open_database::<Bytes, Bytes>(rtxn, Some("blocks"))?;
                 let segments = dbo.open_database::<Bytes, Bytes>(rtxn, Some("segments"))?;
-                Ok(CommitOrAbort::<_, ()>::Commit((events, blocks, segments)))
+                Ok(CommitOrAbort::<_, ()>::Commit((
+                    events, blocks, segments, system,
+                )))
             })
             .map_err(|e| e.into_azoth(&data_file))?
     } else {
@@ -450,6 +474,7 @@ fn open_databases(env: LmdbEnv, read_only: bool) -> Result<LogShared> {
                     Some(events),
                     Some(blocks),
                     Some(segments),
+                    Some(system),
                 )))
             })
             .map_err(|e| e.into_azoth(&data_file))?
@@ -461,13 +486,16 @@ fn open_databases(env: LmdbEnv, read_only: bool) -> Result<LogShared> {
         )
     };
     match opened {
-        CommitOrAbort::Commit((Some(events), Some(blocks), Some(segments))) => Ok(LogShared {
-            events,
-            blocks,
-            segments,
-            env,
-            archives: Default::default(),
-        }),
+        CommitOrAbort::Commit((Some(events), Some(blocks), Some(segments), system)) => {
+            Ok(LogShared {
+                events,
+                blocks,
+                segments,
+                system,
+                env,
+                archives: Default::default(),
+            })
+        }
         _ => Err(missing()),
     }
 }
@@ -663,6 +691,7 @@ impl EventLog for LmdbEventLog {
             return Ok(0);
         }
         let (events_db, blocks_db, segments_db) = (shared.events, shared.blocks, shared.segments);
+        let system_db = shared.system;
         let oldest = shared.env.write(|txn| {
             for (first, rec) in &doomed {
                 let (lo, hi) = (id_key(*first), id_key(rec.last));
@@ -672,6 +701,24 @@ impl EventLog for LmdbEventLog {
                 segments_db.delete(txn, &lo)?;
             }
             let oldest = segments_db.first(txn)?.and_then(|(k, _)| key_id(k));
+            if let (Some(system), Some(oldest)) = (system_db, oldest) {
+                // A segment removed with an older one left is a hole in the middle of the
+                // log: recorded in the same transaction, so that `verify` passes over it.
+                for (first, rec) in doomed.iter().filter(|(first, _)| *first > oldest) {
+                    system.put(txn, &gap_key(*first), &(rec.last + 1).to_le_bytes())?;
+                }
+                // Holes now below the oldest segment are of no use any more.
+                let mut stale = Vec::new();
+                for item in system.prefix_iter(txn, GAP_PREFIX)? {
+                    let (k, v) = item?;
+                    if decode_gap(k, v).is_some_and(|(_, end)| end <= oldest) {
+                        stale.push(k.to_vec());
+                    }
+                }
+                for k in stale {
+                    system.delete(txn, &k)?;
+                }
+            }
             Ok::<_, TxnError>(oldest)
         })?;
         let archive_dir = self.archive_dir();

@@ -8,7 +8,7 @@ use azoth_core::{BlockHasher, ChainHash, EventId, Location, Result, VerifyProgre
 
 use crate::env::StaticTxn;
 use crate::log::{LogShared, failure};
-use crate::log_format::{BlockRecord, SegmentState, decode_event, id_key, key_id};
+use crate::log_format::{BlockRecord, SegmentState, decode_event, gaps_cover, id_key, key_id};
 
 /// Checks the whole log as of one snapshot, calling `progress` after each segment. Bytes
 /// count archive files and the event records of segments held in LMDB; the total is the
@@ -19,14 +19,14 @@ pub(crate) fn verify(
     progress: &mut dyn FnMut(VerifyProgress),
 ) -> Result<VerifyReport> {
     let txn = shared.env.snapshot()?;
-    let segments = {
+    let (segments, gaps) = {
         let _gate = shared.env.gate();
         let mut out = Vec::new();
         for item in shared.segments.iter(&txn).map_err(|e| shared.env.err(e))? {
             let (k, v) = item.map_err(|e| shared.env.err(e))?;
             out.push(shared.decode_segment(k, v));
         }
-        out
+        (out, shared.gaps(&txn)?)
     };
     let mut report = VerifyReport::default();
     let data_file = shared.env.data_file();
@@ -61,6 +61,11 @@ pub(crate) fn verify(
                 return Ok(report);
             }
         };
+        // Past a hole `delete_range` made, the chain restarts from the next segment's `prev`,
+        // as it does from the oldest segment.
+        if expected.is_some_and(|(next, _)| next < first && gaps_cover(&gaps, next, first)) {
+            expected = None;
+        }
         if let Some((next, hash)) = expected {
             if first != next {
                 report.first_failure = Some(failure(

@@ -412,3 +412,35 @@ fn an_iterator_reports_an_archived_segment_retention_deleted_under_it() {
     let log = LmdbEventLog::open(dir.path()).unwrap();
     assert!(log.iter_range(21, None).unwrap().next().unwrap().is_err());
 }
+
+#[test]
+fn verify_passes_over_a_hole_delete_range_left_in_the_middle() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = LmdbEventLog::open(dir.path()).unwrap();
+        for _ in 0..4 {
+            append_blocks(&log, 2, 10);
+            log.rotate().unwrap();
+        }
+        append_blocks(&log, 1, 5); // 1..=80 in four sealed segments, 81..=85 active
+        assert_eq!(log.archive(40).unwrap().len(), 2);
+        // One sealed and one archived segment go from the middle of the log.
+        assert_eq!(log.delete_range(21, 40).unwrap(), 20);
+        assert_eq!(log.delete_range(41, 60).unwrap(), 20);
+        let mut expected: Vec<u64> = (1..=20).collect();
+        expected.extend(61..=85);
+        assert_eq!(ids(&log, 0, None), expected);
+        let report = log.verify().unwrap();
+        assert!(report.is_ok(), "{report:?}");
+        assert_eq!(report.events_verified, 45);
+    }
+    let log = LmdbEventLog::open(dir.path()).unwrap();
+    let report = log.verify().unwrap();
+    assert!(report.is_ok(), "after reopening: {report:?}");
+    // The oldest segment goes too: the log starts after the hole.
+    assert_eq!(log.delete_range(1, 20).unwrap(), 20);
+    assert_eq!(log.oldest_event_id().unwrap(), 61);
+    let report = log.verify().unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(report.events_verified, 25);
+}
