@@ -72,7 +72,15 @@ impl LogShared {
 
     pub(crate) fn decode_segment(&self, k: &[u8], v: &[u8]) -> Result<(EventId, SegmentRecord)> {
         match (key_id(k), SegmentRecord::decode(v)) {
-            (Some(first), Some(rec)) => Ok((first, rec)),
+            // Ids start at 1, and a sealed segment holds `first..=last` with an id after it:
+            // what callers compute from the record (`last + 1 - first`) cannot overflow.
+            (Some(first), Some(rec))
+                if first >= 1
+                    && (rec.state == SegmentState::Active
+                        || (first <= rec.last && rec.last < EventId::MAX)) =>
+            {
+                Ok((first, rec))
+            }
             _ => Err(AzothError::corruption(
                 Location::file(self.env.data_file()),
                 "malformed segment record",
@@ -527,7 +535,12 @@ fn load_state_in(shared: &LogShared, txn: &RoTxn<'_>) -> Result<LogState> {
         let block = BlockRecord::decode(v);
         match (first, block) {
             (Some(first), Some(block)) if first >= active_start => {
-                next_id = first + u64::from(block.count);
+                next_id = first.checked_add(u64::from(block.count)).ok_or_else(|| {
+                    AzothError::corruption(
+                        Location::file(shared.env.data_file()).at_event(first),
+                        "block record's ids overflow",
+                    )
+                })?;
                 last_hash = block.hash;
             }
             (Some(_), Some(_)) => {}
@@ -610,6 +623,9 @@ impl EventLog for LmdbEventLog {
                 max: u32::MAX as usize - 1,
             });
         }
+        let end = first_event_id
+            .checked_add(u64::from(count))
+            .ok_or_else(|| AzothError::Config("event ids overflow u64".into()))?;
         let hash = block_hash(&state.last_hash, first_event_id, events);
         let block = BlockRecord { count, hash }.encode();
         let (events_db, blocks_db) = (self.shared.events, self.shared.blocks);
@@ -631,7 +647,7 @@ impl EventLog for LmdbEventLog {
             }
             return Err(e);
         }
-        state.next_id = first_event_id + u64::from(count);
+        state.next_id = end;
         state.last_hash = hash;
         Ok(())
     }

@@ -163,10 +163,18 @@ pub(crate) fn archive_segment(
                     shared.corruption(next, "block record missing or malformed")
                 ));
             };
-            let end = next + u64::from(block.count);
+            let Some(end) = next
+                .checked_add(u64::from(block.count))
+                .filter(|end| *end <= rec.last + 1)
+            else {
+                return Ok(Err(
+                    shared.corruption(next, "block record runs past its segment")
+                ));
+            };
             let (lo, hi) = (id_key(next), id_key(end));
             let bounds = (Bound::Included(&lo[..]), Bound::Excluded(&hi[..]));
-            let mut events = Vec::with_capacity(block.count as usize);
+            // The count is read from disk: the events found, not the count, size the vector.
+            let mut events = Vec::new();
             for item in shared.events.range(txn, &bounds)? {
                 let (k, v) = item?;
                 let id = next + events.len() as u64;

@@ -167,8 +167,14 @@ fn verify_segment(
             ));
             return Ok(None);
         }
+        let Some(end) = block_first.checked_add(u64::from(block.count)) else {
+            report.first_failure = Some(failure(
+                at(block_first),
+                format!("block {position}: event ids overflow"),
+            ));
+            return Ok(None);
+        };
         let mut hasher = BlockHasher::new(&hash, block_first, block.count);
-        let end = block_first + u64::from(block.count);
         let (elo, ehi) = (id_key(block_first), id_key(end));
         let ebounds = (Bound::Included(&elo[..]), Bound::Excluded(&ehi[..]));
         let mut id = block_first;
