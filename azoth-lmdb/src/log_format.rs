@@ -98,14 +98,18 @@ impl BlockRecord {
         out
     }
 
+    /// `None` for a malformed record, and for a count of 0: appends of no events write no
+    /// block, and readers advance by the count.
     pub(crate) fn decode(bytes: &[u8]) -> Option<Self> {
         if bytes.len() != Self::LEN {
             return None;
         }
+        let count = u32::from_le_bytes(bytes[..4].try_into().ok()?);
         Some(Self {
-            count: u32::from_le_bytes(bytes[..4].try_into().ok()?),
+            count,
             hash: bytes[4..].try_into().ok()?,
         })
+        .filter(|_| count > 0)
     }
 }
 

@@ -151,3 +151,13 @@ fn a_block_claiming_billions_of_events_is_corruption_not_an_allocation() {
     });
     assert!(exercise(dir.path()));
 }
+
+#[test]
+fn an_empty_block_record_is_corruption_not_an_endless_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    make_log(dir.path());
+    rewrite(dir.path(), "blocks", |txn, db| {
+        db.put(txn, &11u64.to_be_bytes(), &block(0)).unwrap();
+    });
+    assert!(exercise(dir.path()));
+}
