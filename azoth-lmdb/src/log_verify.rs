@@ -8,6 +8,7 @@ use azoth_core::{BlockHasher, ChainHash, EventId, Location, Result, VerifyProgre
 
 use crate::env::StaticTxn;
 use crate::log::{LogShared, failure};
+use crate::log_archive::ArchiveCheck;
 use crate::log_format::{BlockRecord, SegmentState, decode_event, gaps_cover, id_key, key_id};
 
 /// Checks the whole log as of one snapshot, calling `progress` after each segment. Bytes
@@ -84,21 +85,31 @@ pub(crate) fn verify(
                 return Ok(report);
             }
         }
-        report.segments_verified += 1;
         let outcome = match rec.state {
-            SegmentState::Archived => crate::log_archive::verify_archived(
+            SegmentState::Archived => match crate::log_archive::verify_archived(
                 shared,
                 archive_dir,
                 first,
                 rec.last,
                 &rec.prev,
                 &mut report,
-            )?,
-            _ => verify_segment(shared, &txn, first, rec.prev, &mut report)?,
+            )? {
+                ArchiveCheck::Verified(next, hash) => Some(Some((next, hash))),
+                ArchiveCheck::Failed => Some(None),
+                // Retention freed the segment after the snapshot was taken: nothing of it is
+                // left to check, and the chain restarts at the next segment, as after a hole.
+                ArchiveCheck::Deleted => None,
+            },
+            _ => Some(verify_segment(shared, &txn, first, rec.prev, &mut report)?),
         };
         p.segments_done += 1;
         p.bytes_done += size;
         progress(p);
+        let Some(outcome) = outcome else {
+            expected = None;
+            continue;
+        };
+        report.segments_verified += 1;
         match outcome {
             Some(end) => expected = Some(end),
             None => return Ok(report),

@@ -444,3 +444,28 @@ fn verify_passes_over_a_hole_delete_range_left_in_the_middle() {
     assert!(report.is_ok(), "{report:?}");
     assert_eq!(report.events_verified, 25);
 }
+
+#[test]
+fn retention_while_verify_runs_is_not_reported_as_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = LmdbEventLog::open(dir.path()).unwrap();
+    for _ in 0..3 {
+        append_blocks(&log, 2, 10);
+        log.rotate().unwrap();
+    }
+    append_blocks(&log, 1, 5); // 1..=60 in three sealed segments, 61..=65 active
+    assert_eq!(log.archive(40).unwrap().len(), 2);
+    // Retention frees the two archived segments after verify has checked the first one:
+    // verify's snapshot still lists the second, whose archive is gone.
+    let mut deleted = 0;
+    let report = log
+        .verify_with_progress(|p| {
+            if p.segments_done == 1 {
+                deleted = log.delete_range(1, 40).unwrap();
+            }
+        })
+        .unwrap();
+    assert_eq!(deleted, 40);
+    assert!(report.is_ok(), "{report:?}");
+    assert!(log.verify().unwrap().is_ok());
+}
