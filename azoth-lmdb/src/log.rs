@@ -450,6 +450,9 @@ pub(crate) fn event_bytes(
 fn open_databases(env: LmdbEnv, read_only: bool) -> Result<LogShared> {
     let data_file = env.data_file();
     let opened = if read_only {
+        // The environment may be shared with this process's writer (`env.rs`), whose map may
+        // grow: the gate keeps it still while the databases are looked up.
+        let _gate = env.gate();
         let rtxn = env.env().read_txn().map_err(|e| env.err(e))?;
         env.env()
             .open_databases_and_commit(rtxn, |dbo, rtxn| -> std::result::Result<_, TxnError> {

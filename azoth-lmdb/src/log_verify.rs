@@ -143,11 +143,14 @@ fn verify_segment(
     let env = &shared.env;
     let (mut next, mut hash) = (first, prev);
     // The segment's blocks run from `first` to the next segment's first id.
-    let limit = shared
-        .segments
-        .get_greater_than(txn, &id_key(first))
-        .map_err(|e| env.err(e))?
-        .and_then(|(k, _)| key_id(k));
+    let limit = {
+        let _gate = env.gate();
+        shared
+            .segments
+            .get_greater_than(txn, &id_key(first))
+            .map_err(|e| env.err(e))?
+            .and_then(|(k, _)| key_id(k))
+    };
     loop {
         let _gate = env.gate();
         let lo = id_key(next);
