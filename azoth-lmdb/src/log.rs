@@ -740,13 +740,23 @@ impl EventLog for LmdbEventLog {
             }
             Ok::<_, TxnError>(oldest)
         })?;
+        state.oldest = oldest.unwrap_or(state.next_id).min(state.next_id);
         let archive_dir = self.archive_dir();
+        if !matches!(self.options.sync_mode, SyncMode::Always)
+            && doomed
+                .iter()
+                .any(|(_, rec)| rec.state == SegmentState::Archived)
+        {
+            // Without a sync per commit, power loss could undo the commit above but not the
+            // removal of the files below, leaving segments the log lists as archived without
+            // their archives: make the commit durable first.
+            shared.env.force_sync()?;
+        }
         for (first, rec) in &doomed {
             if rec.state == SegmentState::Archived {
                 crate::log_archive::remove_archive(shared, &archive_dir, *first);
             }
         }
-        state.oldest = oldest.unwrap_or(state.next_id).min(state.next_id);
         let deleted: u64 = doomed.iter().map(|(first, rec)| rec.last + 1 - first).sum();
         Ok(usize::try_from(deleted).unwrap_or(usize::MAX))
     }
