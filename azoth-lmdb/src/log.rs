@@ -31,7 +31,8 @@ use crate::env::{EnvConfig, LmdbEnv};
 use crate::env_format::{self, EnvKind, SYSTEM_DB};
 use crate::error::TxnError;
 use crate::log_format::{
-    BlockRecord, SegmentRecord, SegmentState, decode_event, encode_event, id_key, key_id,
+    BlockRecord, GAP_PREFIX, SegmentRecord, SegmentState, decode_event, decode_gap, encode_event,
+    gap_key, id_key, key_id,
 };
 use crate::log_iter::LogIter;
 use crate::log_options::LmdbLogOptions;
@@ -44,6 +45,9 @@ pub(crate) struct LogShared {
     pub(crate) events: Db,
     pub(crate) blocks: Db,
     pub(crate) segments: Db,
+    /// The format record and the gap records (`log_format.rs`); `None` only in a read-only
+    /// handle on an environment written before the format record existed.
+    pub(crate) system: Option<Db>,
     pub(crate) archives: crate::log_archive::ArchiveCache,
 }
 
@@ -68,12 +72,37 @@ impl LogShared {
 
     pub(crate) fn decode_segment(&self, k: &[u8], v: &[u8]) -> Result<(EventId, SegmentRecord)> {
         match (key_id(k), SegmentRecord::decode(v)) {
-            (Some(first), Some(rec)) => Ok((first, rec)),
+            // Ids start at 1, and a sealed segment holds `first..=last` with an id after it:
+            // what callers compute from the record (`last + 1 - first`) cannot overflow.
+            (Some(first), Some(rec))
+                if first >= 1
+                    && (rec.state == SegmentState::Active
+                        || (first <= rec.last && rec.last < EventId::MAX)) =>
+            {
+                Ok((first, rec))
+            }
             _ => Err(AzothError::corruption(
                 Location::file(self.env.data_file()),
                 "malformed segment record",
             )),
         }
+    }
+
+    /// The holes `[first, end)` that `delete_range` left in the middle of the log.
+    pub(crate) fn gaps(&self, txn: &RoTxn<'_>) -> Result<Vec<(EventId, EventId)>> {
+        let Some(system) = self.system else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for item in system
+            .prefix_iter(txn, GAP_PREFIX)
+            .map_err(|e| self.env.err(e))?
+        {
+            let (k, v) = item.map_err(|e| self.env.err(e))?;
+            // A malformed record covers nothing: verify then reports the hole.
+            out.extend(decode_gap(k, v));
+        }
+        Ok(out)
     }
 
     /// Every segment record, oldest first.
@@ -421,18 +450,24 @@ pub(crate) fn event_bytes(
 fn open_databases(env: LmdbEnv, read_only: bool) -> Result<LogShared> {
     let data_file = env.data_file();
     let opened = if read_only {
+        // The environment may be shared with this process's writer (`env.rs`), whose map may
+        // grow: the gate keeps it still while the databases are looked up.
+        let _gate = env.gate();
         let rtxn = env.env().read_txn().map_err(|e| env.err(e))?;
         env.env()
             .open_databases_and_commit(rtxn, |dbo, rtxn| -> std::result::Result<_, TxnError> {
                 // An environment written before the format record existed has no `system`
                 // database: accepted, and left as it is (a read-only open writes nothing).
-                if let Some(system) = dbo.open_database::<Bytes, Bytes>(rtxn, Some(SYSTEM_DB))? {
-                    env_format::check_in(EnvKind::Log, &system, rtxn, &data_file)?;
+                let system = dbo.open_database::<Bytes, Bytes>(rtxn, Some(SYSTEM_DB))?;
+                if let Some(system) = &system {
+                    env_format::check_in(EnvKind::Log, system, rtxn, &data_file)?;
                 }
                 let events = dbo.open_database::<Bytes, Bytes>(rtxn, Some("events"))?;
                 let blocks = dbo.open_database::<Bytes, Bytes>(rtxn, Some("blocks"))?;
                 let segments = dbo.open_database::<Bytes, Bytes>(rtxn, Some("segments"))?;
-                Ok(CommitOrAbort::<_, ()>::Commit((events, blocks, segments)))
+                Ok(CommitOrAbort::<_, ()>::Commit((
+                    events, blocks, segments, system,
+                )))
             })
             .map_err(|e| e.into_azoth(&data_file))?
     } else {
@@ -450,6 +485,7 @@ fn open_databases(env: LmdbEnv, read_only: bool) -> Result<LogShared> {
                     Some(events),
                     Some(blocks),
                     Some(segments),
+                    Some(system),
                 )))
             })
             .map_err(|e| e.into_azoth(&data_file))?
@@ -461,13 +497,16 @@ fn open_databases(env: LmdbEnv, read_only: bool) -> Result<LogShared> {
         )
     };
     match opened {
-        CommitOrAbort::Commit((Some(events), Some(blocks), Some(segments))) => Ok(LogShared {
-            events,
-            blocks,
-            segments,
-            env,
-            archives: Default::default(),
-        }),
+        CommitOrAbort::Commit((Some(events), Some(blocks), Some(segments), system)) => {
+            Ok(LogShared {
+                events,
+                blocks,
+                segments,
+                system,
+                env,
+                archives: Default::default(),
+            })
+        }
         _ => Err(missing()),
     }
 }
@@ -499,7 +538,12 @@ fn load_state_in(shared: &LogShared, txn: &RoTxn<'_>) -> Result<LogState> {
         let block = BlockRecord::decode(v);
         match (first, block) {
             (Some(first), Some(block)) if first >= active_start => {
-                next_id = first + u64::from(block.count);
+                next_id = first.checked_add(u64::from(block.count)).ok_or_else(|| {
+                    AzothError::corruption(
+                        Location::file(shared.env.data_file()).at_event(first),
+                        "block record's ids overflow",
+                    )
+                })?;
                 last_hash = block.hash;
             }
             (Some(_), Some(_)) => {}
@@ -582,6 +626,9 @@ impl EventLog for LmdbEventLog {
                 max: u32::MAX as usize - 1,
             });
         }
+        let end = first_event_id
+            .checked_add(u64::from(count))
+            .ok_or_else(|| AzothError::Config("event ids overflow u64".into()))?;
         let hash = block_hash(&state.last_hash, first_event_id, events);
         let block = BlockRecord { count, hash }.encode();
         let (events_db, blocks_db) = (self.shared.events, self.shared.blocks);
@@ -603,7 +650,7 @@ impl EventLog for LmdbEventLog {
             }
             return Err(e);
         }
-        state.next_id = first_event_id + u64::from(count);
+        state.next_id = end;
         state.last_hash = hash;
         Ok(())
     }
@@ -663,6 +710,7 @@ impl EventLog for LmdbEventLog {
             return Ok(0);
         }
         let (events_db, blocks_db, segments_db) = (shared.events, shared.blocks, shared.segments);
+        let system_db = shared.system;
         let oldest = shared.env.write(|txn| {
             for (first, rec) in &doomed {
                 let (lo, hi) = (id_key(*first), id_key(rec.last));
@@ -672,15 +720,43 @@ impl EventLog for LmdbEventLog {
                 segments_db.delete(txn, &lo)?;
             }
             let oldest = segments_db.first(txn)?.and_then(|(k, _)| key_id(k));
+            if let (Some(system), Some(oldest)) = (system_db, oldest) {
+                // A segment removed with an older one left is a hole in the middle of the
+                // log: recorded in the same transaction, so that `verify` passes over it.
+                for (first, rec) in doomed.iter().filter(|(first, _)| *first > oldest) {
+                    system.put(txn, &gap_key(*first), &(rec.last + 1).to_le_bytes())?;
+                }
+                // Holes now below the oldest segment are of no use any more.
+                let mut stale = Vec::new();
+                for item in system.prefix_iter(txn, GAP_PREFIX)? {
+                    let (k, v) = item?;
+                    if decode_gap(k, v).is_some_and(|(_, end)| end <= oldest) {
+                        stale.push(k.to_vec());
+                    }
+                }
+                for k in stale {
+                    system.delete(txn, &k)?;
+                }
+            }
             Ok::<_, TxnError>(oldest)
         })?;
+        state.oldest = oldest.unwrap_or(state.next_id).min(state.next_id);
         let archive_dir = self.archive_dir();
+        if !matches!(self.options.sync_mode, SyncMode::Always)
+            && doomed
+                .iter()
+                .any(|(_, rec)| rec.state == SegmentState::Archived)
+        {
+            // Without a sync per commit, power loss could undo the commit above but not the
+            // removal of the files below, leaving segments the log lists as archived without
+            // their archives: make the commit durable first.
+            shared.env.force_sync()?;
+        }
         for (first, rec) in &doomed {
             if rec.state == SegmentState::Archived {
                 crate::log_archive::remove_archive(shared, &archive_dir, *first);
             }
         }
-        state.oldest = oldest.unwrap_or(state.next_id).min(state.next_id);
         let deleted: u64 = doomed.iter().map(|(first, rec)| rec.last + 1 - first).sum();
         Ok(usize::try_from(deleted).unwrap_or(usize::MAX))
     }

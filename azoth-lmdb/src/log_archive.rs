@@ -163,10 +163,18 @@ pub(crate) fn archive_segment(
                     shared.corruption(next, "block record missing or malformed")
                 ));
             };
-            let end = next + u64::from(block.count);
+            let Some(end) = next
+                .checked_add(u64::from(block.count))
+                .filter(|end| *end <= rec.last + 1)
+            else {
+                return Ok(Err(
+                    shared.corruption(next, "block record runs past its segment")
+                ));
+            };
             let (lo, hi) = (id_key(next), id_key(end));
             let bounds = (Bound::Included(&lo[..]), Bound::Excluded(&hi[..]));
-            let mut events = Vec::with_capacity(block.count as usize);
+            // The count is read from disk: the events found, not the count, size the vector.
+            let mut events = Vec::new();
             for item in shared.events.range(txn, &bounds)? {
                 let (k, v) = item?;
                 let id = next + events.len() as u64;
@@ -217,8 +225,18 @@ pub(crate) fn archive_segment(
     Ok(path)
 }
 
-/// Verifies the archive of the segment `[first, last]` continuing from `prev`; returns the
-/// id after it and its last chain hash, or `None` after recording a failure.
+/// What [`verify_archived`] found.
+pub(crate) enum ArchiveCheck {
+    /// The archive checked out: the id after it and its last chain hash.
+    Verified(EventId, ChainHash),
+    /// A failure was recorded in the report.
+    Failed,
+    /// The archive is gone and the log no longer lists its segment: retention deleted it
+    /// after the caller's snapshot was taken.
+    Deleted,
+}
+
+/// Verifies the archive of the segment `[first, last]` continuing from `prev`.
 pub(crate) fn verify_archived(
     shared: &LogShared,
     dir: &Path,
@@ -226,16 +244,30 @@ pub(crate) fn verify_archived(
     last: EventId,
     prev: &ChainHash,
     report: &mut VerifyReport,
-) -> Result<Option<(EventId, ChainHash)>> {
+) -> Result<ArchiveCheck> {
     let path = archive_path(dir, first);
     let reader = match shared.archives.reader(dir, first) {
         Ok(reader) => reader,
+        Err(AzothError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = id_key(first);
+            let listed = shared
+                .env
+                .read(|txn| Ok(shared.segments.get(txn, &key)?.is_some()))?;
+            if !listed {
+                return Ok(ArchiveCheck::Deleted);
+            }
+            report.first_failure = Some(failure(
+                Location::file(&path).at_event(first),
+                format!("archive unreadable: {e}"),
+            ));
+            return Ok(ArchiveCheck::Failed);
+        }
         Err(e) => {
             report.first_failure = Some(failure(
                 Location::file(&path).at_event(first),
                 format!("archive unreadable: {e}"),
             ));
-            return Ok(None);
+            return Ok(ArchiveCheck::Failed);
         }
     };
     let checked = reader.verify(Some(*prev))?;
@@ -243,7 +275,7 @@ pub(crate) fn verify_archived(
     report.events_verified += checked.events_verified;
     if let Some(f) = checked.first_failure {
         report.first_failure = Some(f);
-        return Ok(None);
+        return Ok(ArchiveCheck::Failed);
     }
     let summary = reader.summary();
     if summary.first_event_id != first || summary.last_event_id != last {
@@ -254,7 +286,7 @@ pub(crate) fn verify_archived(
                 summary.first_event_id, summary.last_event_id
             ),
         ));
-        return Ok(None);
+        return Ok(ArchiveCheck::Failed);
     }
-    Ok(Some((last + 1, checked.last_hash)))
+    Ok(ArchiveCheck::Verified(last + 1, checked.last_hash))
 }

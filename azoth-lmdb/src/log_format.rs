@@ -7,6 +7,7 @@
 //! events    event id            -> | crc32c(event) u32 LE | event bytes ... |
 //! blocks    first event id      -> | event count u32 LE | chain hash [32] |
 //! segments  first event id      -> | state u8 | last event id u64 LE | prev chain hash [32] |
+//! system    "gap/" first id BE  -> | end id u64 LE |     (one per hole `delete_range` made)
 //! ```
 //!
 //! A *block* is the events of one append call, written in one transaction; its chain hash is
@@ -46,6 +47,40 @@ pub(crate) fn decode_event(stored: &[u8]) -> Option<&[u8]> {
     (u32::from_le_bytes(crc.try_into().ok()?) == crc32c::crc32c(event)).then_some(event)
 }
 
+/// The prefix of the gap records in the `system` database: `delete_range` writes one for
+/// each segment it removes from the middle of the log (with older segments left), so that
+/// `verify` tells a hole retention made from a missing segment.
+pub(crate) const GAP_PREFIX: &[u8] = b"gap/";
+
+/// The `system` key of the gap starting at `first`.
+pub(crate) fn gap_key(first: EventId) -> [u8; 12] {
+    let mut key = [0u8; 12];
+    key[..4].copy_from_slice(GAP_PREFIX);
+    key[4..].copy_from_slice(&first.to_be_bytes());
+    key
+}
+
+/// The ids `[first, end)` of a gap record; `None` if it is malformed.
+pub(crate) fn decode_gap(key: &[u8], value: &[u8]) -> Option<(EventId, EventId)> {
+    let first = key_id(key.strip_prefix(GAP_PREFIX)?)?;
+    let end = u64::from_le_bytes(value.try_into().ok()?);
+    (first < end).then_some((first, end))
+}
+
+/// True if the gaps cover every id of `[start, end)`.
+pub(crate) fn gaps_cover(gaps: &[(EventId, EventId)], start: EventId, end: EventId) -> bool {
+    // Gaps recorded by different deletions may abut: walk them in order.
+    let mut sorted = gaps.to_vec();
+    sorted.sort_unstable();
+    let mut at = start;
+    for (first, gap_end) in sorted {
+        if first <= at && gap_end > at {
+            at = gap_end;
+        }
+    }
+    at >= end
+}
+
 /// A block record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct BlockRecord {
@@ -63,14 +98,18 @@ impl BlockRecord {
         out
     }
 
+    /// `None` for a malformed record, and for a count of 0: appends of no events write no
+    /// block, and readers advance by the count.
     pub(crate) fn decode(bytes: &[u8]) -> Option<Self> {
         if bytes.len() != Self::LEN {
             return None;
         }
+        let count = u32::from_le_bytes(bytes[..4].try_into().ok()?);
         Some(Self {
-            count: u32::from_le_bytes(bytes[..4].try_into().ok()?),
+            count,
             hash: bytes[4..].try_into().ok()?,
         })
+        .filter(|_| count > 0)
     }
 }
 

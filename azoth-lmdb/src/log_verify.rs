@@ -8,7 +8,8 @@ use azoth_core::{BlockHasher, ChainHash, EventId, Location, Result, VerifyProgre
 
 use crate::env::StaticTxn;
 use crate::log::{LogShared, failure};
-use crate::log_format::{BlockRecord, SegmentState, decode_event, id_key, key_id};
+use crate::log_archive::ArchiveCheck;
+use crate::log_format::{BlockRecord, SegmentState, decode_event, gaps_cover, id_key, key_id};
 
 /// Checks the whole log as of one snapshot, calling `progress` after each segment. Bytes
 /// count archive files and the event records of segments held in LMDB; the total is the
@@ -19,14 +20,14 @@ pub(crate) fn verify(
     progress: &mut dyn FnMut(VerifyProgress),
 ) -> Result<VerifyReport> {
     let txn = shared.env.snapshot()?;
-    let segments = {
+    let (segments, gaps) = {
         let _gate = shared.env.gate();
         let mut out = Vec::new();
         for item in shared.segments.iter(&txn).map_err(|e| shared.env.err(e))? {
             let (k, v) = item.map_err(|e| shared.env.err(e))?;
             out.push(shared.decode_segment(k, v));
         }
-        out
+        (out, shared.gaps(&txn)?)
     };
     let mut report = VerifyReport::default();
     let data_file = shared.env.data_file();
@@ -61,6 +62,11 @@ pub(crate) fn verify(
                 return Ok(report);
             }
         };
+        // Past a hole `delete_range` made, the chain restarts from the next segment's `prev`,
+        // as it does from the oldest segment.
+        if expected.is_some_and(|(next, _)| next < first && gaps_cover(&gaps, next, first)) {
+            expected = None;
+        }
         if let Some((next, hash)) = expected {
             if first != next {
                 report.first_failure = Some(failure(
@@ -79,21 +85,31 @@ pub(crate) fn verify(
                 return Ok(report);
             }
         }
-        report.segments_verified += 1;
         let outcome = match rec.state {
-            SegmentState::Archived => crate::log_archive::verify_archived(
+            SegmentState::Archived => match crate::log_archive::verify_archived(
                 shared,
                 archive_dir,
                 first,
                 rec.last,
                 &rec.prev,
                 &mut report,
-            )?,
-            _ => verify_segment(shared, &txn, first, rec.prev, &mut report)?,
+            )? {
+                ArchiveCheck::Verified(next, hash) => Some(Some((next, hash))),
+                ArchiveCheck::Failed => Some(None),
+                // Retention freed the segment after the snapshot was taken: nothing of it is
+                // left to check, and the chain restarts at the next segment, as after a hole.
+                ArchiveCheck::Deleted => None,
+            },
+            _ => Some(verify_segment(shared, &txn, first, rec.prev, &mut report)?),
         };
         p.segments_done += 1;
         p.bytes_done += size;
         progress(p);
+        let Some(outcome) = outcome else {
+            expected = None;
+            continue;
+        };
+        report.segments_verified += 1;
         match outcome {
             Some(end) => expected = Some(end),
             None => return Ok(report),
@@ -127,11 +143,14 @@ fn verify_segment(
     let env = &shared.env;
     let (mut next, mut hash) = (first, prev);
     // The segment's blocks run from `first` to the next segment's first id.
-    let limit = shared
-        .segments
-        .get_greater_than(txn, &id_key(first))
-        .map_err(|e| env.err(e))?
-        .and_then(|(k, _)| key_id(k));
+    let limit = {
+        let _gate = env.gate();
+        shared
+            .segments
+            .get_greater_than(txn, &id_key(first))
+            .map_err(|e| env.err(e))?
+            .and_then(|(k, _)| key_id(k))
+    };
     loop {
         let _gate = env.gate();
         let lo = id_key(next);
@@ -162,8 +181,14 @@ fn verify_segment(
             ));
             return Ok(None);
         }
+        let Some(end) = block_first.checked_add(u64::from(block.count)) else {
+            report.first_failure = Some(failure(
+                at(block_first),
+                format!("block {position}: event ids overflow"),
+            ));
+            return Ok(None);
+        };
         let mut hasher = BlockHasher::new(&hash, block_first, block.count);
-        let end = block_first + u64::from(block.count);
         let (elo, ehi) = (id_key(block_first), id_key(end));
         let ebounds = (Bound::Included(&elo[..]), Bound::Excluded(&ehi[..]));
         let mut id = block_first;

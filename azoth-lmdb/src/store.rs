@@ -66,6 +66,9 @@ impl StoreEnv {
                 read_only: true,
             },
         )?;
+        // The environment may be shared with this process's store (`env.rs`), whose map may
+        // grow: the gate keeps it still while the databases are looked up.
+        let gate = env.gate();
         let rtxn = env.env().read_txn().map_err(|e| env.err(e))?;
         let data_file = env.data_file();
         let opened = env
@@ -81,6 +84,7 @@ impl StoreEnv {
                 Ok(CommitOrAbort::<_, ()>::Commit((state, metadata, system)))
             })
             .map_err(|e| e.into_azoth(&data_file))?;
+        drop(gate);
         match opened {
             CommitOrAbort::Commit((Some(state), Some(metadata), Some(system))) => Ok(Self {
                 env,
