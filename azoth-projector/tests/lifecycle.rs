@@ -47,6 +47,7 @@ for_each_backend!(
     lifecycle_jobs_run_beside_writers_readers_and_subscribers,
     readers_and_subscriptions_whose_events_retention_deleted_get_an_error,
     async_lifecycle_methods,
+    subscribing_and_retention_side_by_side_never_wait_for_each_other,
 );
 
 fn config(dir: &Path, backend: LogBackend) -> Config {
@@ -1163,4 +1164,46 @@ fn verify_view_from_a_backup_after_retention(backend: LogBackend) {
         db.verify_view_from_backup(backups.path().join("missing")),
         Err(AzothError::NotFound(_))
     ));
+}
+
+/// Waits for `n` messages on `done`, failing the test (rather than hanging it) if they do not
+/// come: what it waits for is stuck.
+fn finishes(what: &str, done: &std::sync::mpsc::Receiver<()>, n: usize) {
+    for _ in 0..n {
+        done.recv_timeout(Duration::from_secs(120))
+            .unwrap_or_else(|_| panic!("never finished: {what}"));
+    }
+}
+
+fn subscribing_and_retention_side_by_side_never_wait_for_each_other(backend: LogBackend) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), backend).retention(RetentionPolicy::keep_all().keep_events(10));
+    let db = Database::open_with(cfg).unwrap();
+    fill(&db, 4, 10);
+    db.flush().unwrap();
+    let (tx, done) = std::sync::mpsc::channel();
+    let subscriber = {
+        let (db, tx) = (db.clone(), tx.clone());
+        std::thread::spawn(move || {
+            for _ in 0..2000 {
+                db.subscribe("s", |_: &DatabaseEvent| Ok(()), SubscribeFrom::Now)
+                    .unwrap();
+                db.unsubscribe("s").unwrap();
+            }
+            tx.send(()).unwrap();
+        })
+    };
+    let retention = {
+        let (db, tx) = (db.clone(), tx.clone());
+        std::thread::spawn(move || {
+            for _ in 0..2000 {
+                db.apply_retention().unwrap();
+            }
+            tx.send(()).unwrap();
+        })
+    };
+    finishes("subscribe and unsubscribe beside retention runs", &done, 2);
+    subscriber.join().unwrap();
+    retention.join().unwrap();
+    db.close().unwrap();
 }
