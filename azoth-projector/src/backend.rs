@@ -11,6 +11,8 @@
 //!                     it and switches VIEW atomically
 //! <dir>/.verify-view-*/  a backup restored for `verify_view_from_backup`, removed after it
 //!                     (and at the next open, after a crash)
+//! <dir>/..verify-view-*.restoring-*/  that restore's staging directory, renamed to the
+//!                     above when complete; a crash before leaves it, removed at the next open
 //! ```
 
 use std::fs::{self, File};

@@ -228,14 +228,24 @@ impl ReadOnlyDatabase {
         let checkpoint = store.checkpoint()?;
         if store_id == current.store_id && checkpoint == current.checkpoint {
             // The store has not moved: the pinned snapshot stays good, only the tail grows.
+            // The new events are replayed into a copy of the memtable, not into the view
+            // readers read: they see the old state until the new one replaces it whole.
             drop(store);
             let next = self.inner.log.log().next_event_id()?;
-            let replayed = self.inner.replay(
-                &current.view,
-                current.position + 1,
-                next.max(current.position + 1),
-            )?;
-            self.inner.state.write().position = next.saturating_sub(1).max(current.position);
+            let view = Arc::new(View::new(
+                current.view.store()?,
+                current.checkpoint,
+                self.inner.config.memtable_size,
+            ));
+            view.apply(&mut current.view.memtable_writes(), current.position);
+            let replayed =
+                self.inner
+                    .replay(&view, current.position + 1, next.max(current.position + 1))?;
+            *self.inner.state.write() = State {
+                view,
+                position: next.saturating_sub(1).max(current.position),
+                ..current
+            };
             return Ok(replayed);
         }
         let state = self.inner.build_state(store, store_id, checkpoint)?;

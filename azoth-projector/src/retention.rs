@@ -16,8 +16,9 @@
 //! 3. `EventLog::delete_range` deletes them, oldest first.
 //!
 //! The hold is taken and the units deleted under the commit clock, so no subscription can
-//! start from a position below the hold in between; writers wait for the deletion (file
-//! removal for the file log, one LMDB transaction for the LMDB log).
+//! start from a position below the hold in between: a subscription registers under the
+//! clock, and its position counts from then on, before it is stored. Writers wait for the
+//! deletion (file removal for the file log, one LMDB transaction for the LMDB log).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -246,15 +247,23 @@ pub(crate) fn holds(core: &Core) -> Result<Vec<RetentionHold>> {
             position: 0,
         }
     });
-    for (name, position) in Subscriptions::durable_positions(core)? {
+    let mut durable: Vec<(String, EventId)> = Subscriptions::durable_positions(core)?;
+    for (name, is_durable, position) in Subscriptions::registered_positions(core) {
+        if !is_durable {
+            holds.push(RetentionHold {
+                holder: RetentionHolder::Stream(name),
+                position,
+            });
+        } else if let Some((_, stored)) = durable.iter_mut().find(|(n, _)| *n == name) {
+            *stored = (*stored).min(position);
+        } else {
+            // Registered, its start position not stored yet.
+            durable.push((name, position));
+        }
+    }
+    for (name, position) in durable {
         holds.push(RetentionHold {
             holder: RetentionHolder::Subscription(name),
-            position,
-        });
-    }
-    for (name, position) in Subscriptions::stream_positions(core) {
-        holds.push(RetentionHold {
-            holder: RetentionHolder::Stream(name),
             position,
         });
     }

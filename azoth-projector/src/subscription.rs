@@ -558,18 +558,22 @@ impl Subscriptions {
             .collect()
     }
 
-    /// The in-memory position of every running non-durable subscription (event streams),
-    /// which read the log when they fall behind, for retention.
-    pub(crate) fn stream_positions(core: &Core) -> Vec<(String, EventId)> {
+    /// The in-memory position of every registered subscription, whether durable, for
+    /// retention: event streams hold the log only this way, and a durable subscription also
+    /// holds it this way until its start position is stored. Read from the publish list,
+    /// which `start` joins under the commit clock, so a caller holding the clock sees every
+    /// subscription registered before it (and takes no lock `start` holds while it waits for
+    /// the clock).
+    pub(crate) fn registered_positions(core: &Core) -> Vec<(String, bool, EventId)> {
         core.subscriptions
-            .running
-            .lock()
-            .values()
-            .filter(|r| !r.shared.durable)
-            .map(|r| {
+            .live
+            .read()
+            .iter()
+            .map(|l| {
                 (
-                    r.shared.name.clone(),
-                    r.shared.position.load(Ordering::Acquire),
+                    l.shared.name.clone(),
+                    l.shared.durable,
+                    l.shared.position.load(Ordering::Acquire),
                 )
             })
             .collect()

@@ -135,6 +135,27 @@ impl View {
         })
     }
 
+    /// Every entry of the memtables (tombstones included) as writes, oldest memtable first,
+    /// so that applying them in order to a fresh view over the same store gives the same
+    /// state.
+    pub(crate) fn memtable_writes(&self) -> Vec<StoreWrite> {
+        let tables = self.tables.read();
+        let mut writes = Vec::new();
+        for memtable in tables.frozen.iter().rev().chain([&tables.active]) {
+            writes.extend(
+                memtable
+                    .range(None, None)
+                    .into_iter()
+                    .map(|(key, entry)| StoreWrite {
+                        key,
+                        value: entry.value,
+                        operation_id: entry.operation_id,
+                    }),
+            );
+        }
+        writes
+    }
+
     pub(crate) fn store(&self) -> Result<Arc<dyn CanonicalStore>> {
         self.tables.read().store.clone().ok_or(AzothError::Closed)
     }

@@ -21,16 +21,20 @@ use crate::view::View;
 const SCRATCH_PREFIX: &str = ".verify-view-";
 
 /// Removes scratch restores a crash in the middle of `verify_view_from_backup` left in the
-/// data directory `dir` (called at open, under the directory lock).
+/// data directory `dir` (called at open, under the directory lock): the scratch directories,
+/// and the restore's staging directories beside them (`.<scratch name>.restoring-…`), left
+/// when the crash came before the restore renamed its staging directory.
 pub(crate) fn remove_leftover_scratch(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for entry in entries.flatten() {
-        if entry
-            .file_name()
-            .to_string_lossy()
-            .starts_with(SCRATCH_PREFIX)
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(SCRATCH_PREFIX)
+            || name
+                .strip_prefix('.')
+                .is_some_and(|n| n.starts_with(SCRATCH_PREFIX))
         {
             if let Err(e) = std::fs::remove_dir_all(entry.path()) {
                 tracing::warn!(dir = %entry.path().display(), error = %e, "could not remove a leftover scratch restore");

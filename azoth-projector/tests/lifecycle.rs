@@ -47,6 +47,8 @@ for_each_backend!(
     lifecycle_jobs_run_beside_writers_readers_and_subscribers,
     readers_and_subscriptions_whose_events_retention_deleted_get_an_error,
     async_lifecycle_methods,
+    subscribing_and_retention_side_by_side_never_wait_for_each_other,
+    a_scratch_restore_cut_short_by_a_crash_is_removed_at_the_next_open,
 );
 
 fn config(dir: &Path, backend: LogBackend) -> Config {
@@ -1163,4 +1165,72 @@ fn verify_view_from_a_backup_after_retention(backend: LogBackend) {
         db.verify_view_from_backup(backups.path().join("missing")),
         Err(AzothError::NotFound(_))
     ));
+}
+
+/// Waits for `n` messages on `done`, failing the test (rather than hanging it) if they do not
+/// come: what it waits for is stuck.
+fn finishes(what: &str, done: &std::sync::mpsc::Receiver<()>, n: usize) {
+    for _ in 0..n {
+        done.recv_timeout(Duration::from_secs(120))
+            .unwrap_or_else(|_| panic!("never finished: {what}"));
+    }
+}
+
+fn subscribing_and_retention_side_by_side_never_wait_for_each_other(backend: LogBackend) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), backend).retention(RetentionPolicy::keep_all().keep_events(10));
+    let db = Database::open_with(cfg).unwrap();
+    fill(&db, 4, 10);
+    db.flush().unwrap();
+    let (tx, done) = std::sync::mpsc::channel();
+    let subscriber = {
+        let (db, tx) = (db.clone(), tx.clone());
+        std::thread::spawn(move || {
+            for _ in 0..2000 {
+                db.subscribe("s", |_: &DatabaseEvent| Ok(()), SubscribeFrom::Now)
+                    .unwrap();
+                db.unsubscribe("s").unwrap();
+            }
+            tx.send(()).unwrap();
+        })
+    };
+    let retention = {
+        let (db, tx) = (db.clone(), tx.clone());
+        std::thread::spawn(move || {
+            for _ in 0..2000 {
+                db.apply_retention().unwrap();
+            }
+            tx.send(()).unwrap();
+        })
+    };
+    finishes("subscribe and unsubscribe beside retention runs", &done, 2);
+    subscriber.join().unwrap();
+    retention.join().unwrap();
+    db.close().unwrap();
+}
+
+fn a_scratch_restore_cut_short_by_a_crash_is_removed_at_the_next_open(backend: LogBackend) {
+    let dir = tempfile::tempdir().unwrap();
+    let backups = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), backend);
+    let db = Database::open_with(cfg.clone()).unwrap();
+    fill(&db, 2, 20);
+    let backup = backups.path().join("b1");
+    db.backup(&backup).unwrap();
+    db.close().unwrap();
+    // `verify_view_from_backup` restores into `<dir>/.verify-view-<pid>-<µs>`; the restore
+    // writes into its staging directory beside that target (`.<name>.restoring-<pid>-<ns>`,
+    // FORMAT.md) and renames it at the end. A crash before the rename leaves the staging
+    // directory, a whole copy of the backup, in the data directory.
+    let staging = dir.path().join("..verify-view-1-2.restoring-1-3");
+    Database::restore(&backup, &staging).unwrap();
+    let db = Database::open_with(cfg).unwrap();
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains("verify-view"))
+        .collect();
+    assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
+    assert!(db.verify().unwrap().is_ok());
 }

@@ -82,6 +82,62 @@ fn write_some(db: &Database, round: u64) {
 mod bodies {
     use super::*;
 
+    /// A batch is one atomic write: a reader of a read-only handle sees all of it or none of
+    /// it, also while `refresh` replays it. The handle's own projection pauses the refresh on
+    /// an application event logged after the batch, long after the batch's first events were
+    /// replayed, and a reader looks meanwhile.
+    pub fn readers_never_see_a_batch_half_replayed_by_refresh(backend: LogBackend) {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, Barrier};
+        const BATCH: usize = 100;
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open_with(config(dir.path(), backend)).unwrap();
+        let paused = Arc::new(Barrier::new(2));
+        let resume = Arc::new(Barrier::new(2));
+        let armed = Arc::new(AtomicBool::new(true));
+        let ro = {
+            let (paused, resume, armed) =
+                (Arc::clone(&paused), Arc::clone(&resume), Arc::clone(&armed));
+            ReadOnlyDatabase::open_with(Config::new(dir.path()).projection(
+                move |kind: &str, _: &[u8], _: &mut ProjectionContext<'_>| {
+                    if kind == "Pause" && armed.swap(false, Ordering::AcqRel) {
+                        paused.wait();
+                        resume.wait();
+                    }
+                    Ok(())
+                },
+            ))
+            .unwrap()
+        };
+        // Single events, then the batch, then the event the refresh pauses on: the batch
+        // outlasts a thousand events, so a replay in steps of that size splits it.
+        for i in 0..1000u64 {
+            db.put(format!("before:{i:05}").as_bytes(), b"v").unwrap();
+        }
+        let ops = (0..BATCH)
+            .map(|i| azoth_core::Operation::Put {
+                key: format!("batch:{i:03}").into_bytes(),
+                value: b"v".to_vec(),
+            })
+            .collect();
+        db.batch(ops).unwrap();
+        db.append_event("Pause", b"").unwrap();
+        let refresher = {
+            let ro = ro.clone();
+            std::thread::spawn(move || ro.refresh().unwrap())
+        };
+        paused.wait();
+        let seen = ro.scan_prefix(b"batch:").unwrap().len();
+        resume.wait();
+        refresher.join().unwrap();
+        assert!(
+            seen == 0 || seen == BATCH,
+            "a reader saw {seen} of the batch's {BATCH} puts"
+        );
+        assert_eq!(ro.scan_prefix(b"batch:").unwrap().len(), BATCH);
+        assert_eq!(ro_state(&ro), db_state(&db));
+    }
+
     pub fn reads_a_directory_a_database_holds(backend: LogBackend) {
         let dir = tempfile::tempdir().unwrap();
         let db = Database::open_with(config(dir.path(), backend)).unwrap();
@@ -301,6 +357,10 @@ macro_rules! suite {
             #[test]
             fn never_writes_into_the_directory() {
                 bodies::never_writes_into_the_directory($backend)
+            }
+            #[test]
+            fn readers_never_see_a_batch_half_replayed_by_refresh() {
+                bodies::readers_never_see_a_batch_half_replayed_by_refresh($backend)
             }
             #[test]
             fn reads_a_directory_another_process_holds() {
