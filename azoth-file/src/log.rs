@@ -322,6 +322,9 @@ impl Drop for Syncer {
 pub struct FileEventLog {
     pub(crate) shared: Arc<Shared>,
     writer: Option<Mutex<Writer>>,
+    /// One `sync()` at a time: each syncs the sealed segments it took outside the writer's
+    /// lock, and a second must not return before those are durable.
+    syncing: Mutex<()>,
     // Dropped after the writer, so the lock outlives every write.
     _syncer: Option<Syncer>,
     _lock: Option<DirLock>,
@@ -419,6 +422,7 @@ impl FileEventLog {
         Ok(Self {
             shared,
             writer: writer.map(|(w, _)| Mutex::new(w)),
+            syncing: Mutex::new(()),
             _syncer: syncer,
             _lock: lock,
         })
@@ -558,6 +562,25 @@ impl FileEventLog {
             if let Err(e) = self.rotate_locked(w) {
                 // The block is written and acknowledged; rotation is retried on the next append.
                 tracing::warn!(error = %e, "rotating a full segment failed");
+            }
+        }
+        Ok(())
+    }
+
+    /// `fdatasync`s segments sealed without a sync; one that is gone (archived or deleted
+    /// since) made its own changes durable. A failed sync poisons the log.
+    fn sync_sealed(&self, sealed: &[PathBuf]) -> Result<()> {
+        let fs = self.shared.options.fs.as_ref();
+        for path in sealed {
+            let synced = match fs.open_writable(path, false) {
+                Ok(f) => f.sync_data(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => return Err(e.into()),
+            };
+            if let Err(e) = synced {
+                self.shared
+                    .poison(format!("fdatasync of a sealed segment failed: {e}"));
+                return Err(e.into());
             }
         }
         Ok(())
@@ -865,39 +888,45 @@ impl EventLog for FileEventLog {
     }
 
     fn sync(&self) -> Result<()> {
-        let Some(w) = &self.writer else {
+        let Some(writer) = &self.writer else {
             // Nothing was written through a read-only handle.
             return Ok(());
         };
-        let mut w = w.lock();
+        let _one_sync = self.syncing.lock();
+        // Segments sealed without a sync (`SyncMode::Never`): their blocks, and the directory
+        // entries of the segments after them, are durable only from here on. Sealed segments
+        // never change, so they are synced without holding up appends (a sealed segment can
+        // be a whole segment of data to write).
+        let sealed = {
+            let mut w = writer.lock();
+            self.shared.check_poisoned()?;
+            std::mem::take(&mut w.unsynced)
+        };
+        if let Err(e) = self.sync_sealed(&sealed) {
+            // Left for the next `sync()`, which must not skip them.
+            writer.lock().unsynced.extend(sealed);
+            return Err(e);
+        }
+        let mut w = writer.lock();
         self.shared.check_poisoned()?;
         self.shared.write_out_tail(None)?;
-        // Segments sealed without a sync (`SyncMode::Never`): their blocks, and the directory
-        // entries of the segments after them, are durable only from here on.
-        let fs = self.shared.options.fs.as_ref();
-        for path in &w.unsynced {
-            let synced = match fs.open_writable(path, false) {
-                Ok(f) => f.sync_data(),
-                // Archived or deleted since: that made its own changes durable.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                Err(e) => return Err(e.into()),
-            };
-            if let Err(e) = synced {
-                self.shared
-                    .poison(format!("fdatasync of a sealed segment failed: {e}"));
-                return Err(e.into());
-            }
+        // Sealed meanwhile: few bytes since the segment above, synced under the lock.
+        let sealed_meanwhile = std::mem::take(&mut w.unsynced);
+        if let Err(e) = self.sync_sealed(&sealed_meanwhile) {
+            w.unsynced
+                .extend(sealed.into_iter().chain(sealed_meanwhile));
+            return Err(e);
         }
         if let Err(e) = w.file.sync_data() {
             self.shared.poison(format!("fdatasync failed: {e}"));
             return Err(e.into());
         }
-        if !w.unsynced.is_empty() {
+        if !sealed.is_empty() || !sealed_meanwhile.is_empty() {
+            let fs = self.shared.options.fs.as_ref();
             fs.sync_dir(&self.shared.dir)?;
             // Every segment before the active one is durable now: an open after a power
             // loss need not check them (see `durable_mark`).
             crate::durable_mark::save(fs, &self.shared.dir, w.seg.first_id)?;
-            w.unsynced.clear();
         }
         Ok(())
     }
