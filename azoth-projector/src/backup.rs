@@ -386,8 +386,11 @@ impl Staging {
         Ok(Self { path, done: false })
     }
 
-    /// Renames the staging directory to `target` (replacing an empty directory) durably.
+    /// Renames the staging directory to `target` (replacing an empty directory) durably:
+    /// every directory inside is synced first, so that after a power loss the renamed tree
+    /// holds every entry (its files were synced as they were written).
     fn finish(mut self, target: &Path) -> Result<()> {
+        sync_tree(&self.path)?;
         if target.is_dir() {
             // Checked empty before; `remove_dir` refuses a directory that filled meanwhile.
             fs::remove_dir(target)?;
@@ -583,8 +586,9 @@ fn data_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Checksums (and compresses) every file of the staging directory and syncs it; returns the
-/// manifest entries and the (restored, stored) byte totals.
+/// Checksums (and compresses) every file of the staging directory and syncs it (its
+/// directories are synced by [`Staging::finish`]); returns the manifest entries and the
+/// (restored, stored) byte totals.
 fn seal_files(staging: &Path, compression: Option<i32>) -> Result<(Vec<FileEntry>, (u64, u64))> {
     let mut entries = Vec::new();
     let (mut bytes, mut stored_bytes) = (0, 0);
@@ -624,11 +628,6 @@ fn seal_files(staging: &Path, compression: Option<i32>) -> Result<(Vec<FileEntry
             hash,
             stored_hash,
         });
-    }
-    for rel in entries.iter().map(|e| under(Path::new(""), &e.path)) {
-        if let Some(parent) = rel.parent() {
-            sync_dir(&staging.join(parent))?;
-        }
     }
     Ok((entries, (bytes, stored_bytes)))
 }
@@ -741,6 +740,17 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
     file.write_all(bytes)?;
     file.sync_all()?;
     Ok(())
+}
+
+/// Syncs every directory under `dir`, deepest first, then `dir` itself.
+fn sync_tree(dir: &Path) -> Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            sync_tree(&entry.path())?;
+        }
+    }
+    sync_dir(dir)
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
