@@ -43,6 +43,12 @@ impl LmdbLogOptions {
     /// `IntervalMs(n)` commits without one and a background thread syncs every `n` ms;
     /// `Never` leaves it to the OS. Every mode survives a process crash (LMDB's commit is
     /// atomic); only `Always` survives power loss for every acknowledged append.
+    ///
+    /// `IntervalMs` and `Never` commit with LMDB's `MDB_NOSYNC`, and LMDB documents that a
+    /// power loss can then corrupt the environment, not only lose its last transactions: the
+    /// file system may write a transaction's meta page before its data pages. Where power
+    /// loss matters and appends must not sync one by one, the file log (`azoth-file`) is the
+    /// backend to use: after a power loss it opens with a prefix of the log.
     /// Default: `SyncMode::Always`.
     pub fn sync_mode(mut self, mode: SyncMode) -> Self {
         self.sync_mode = mode;
