@@ -13,6 +13,7 @@ pub enum SyncMode {
     /// acknowledged writes are lost on power loss (none on a process crash).
     IntervalMs(u64),
     /// Never sync explicitly; the OS writes back when it chooses. Survives a process crash,
-    /// not power loss.
+    /// not power loss: what no `sync()` covered may be lost then (the file log opens with a
+    /// prefix of the log; an LMDB log may be damaged, as LMDB's `MDB_NOSYNC` can leave it).
     Never,
 }
