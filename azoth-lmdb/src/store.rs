@@ -493,8 +493,14 @@ impl CanonicalStore for LmdbStore {
         fsutil::sync_dir(&self.dir)?;
         let new_env = StoreEnv::open(&next_dir, &self.options)?;
         let new_size = new_env.env.file_size()?;
-        // The switch: after this rename the compacted copy is the store.
-        write_current(&self.dir, next)?;
+        // The switch: after this rename the compacted copy is the store. Once `CURRENT` names
+        // it, this process switches too, even if making the rename durable fails: applies
+        // must go to the generation a reopen reads.
+        let synced = match write_current(&self.dir, next) {
+            Ok(()) => Ok(()),
+            Err(CurrentError::BeforeRename(e)) => return Err(e),
+            Err(CurrentError::AfterRename(e)) => Err(e),
+        };
         old.env.clear_pool();
         *self.current.write() = Arc::new(new_env);
         *generation = next;
@@ -505,6 +511,7 @@ impl CanonicalStore for LmdbStore {
         if let Err(e) = std::fs::remove_dir_all(&old_dir) {
             tracing::warn!(dir = %old_dir.display(), error = %e, "removing the old environment failed");
         }
+        synced?;
         tracing::info!(old_size, new_size, "store compacted");
         Ok(old_size.saturating_sub(new_size))
     }
@@ -531,17 +538,33 @@ pub(crate) fn read_current(dir: &Path) -> Result<u64> {
         })
 }
 
+/// How pointing `CURRENT` at a generation failed: before its rename (`CURRENT` still names
+/// the old generation) or after it (it names the new one, perhaps not durably).
+enum CurrentError {
+    BeforeRename(AzothError),
+    AfterRename(AzothError),
+}
+
+impl From<CurrentError> for AzothError {
+    fn from(e: CurrentError) -> Self {
+        match e {
+            CurrentError::BeforeRename(e) | CurrentError::AfterRename(e) => e,
+        }
+    }
+}
+
 /// Points `CURRENT` at `generation` atomically and durably.
-fn write_current(dir: &Path, generation: u64) -> Result<()> {
+fn write_current(dir: &Path, generation: u64) -> std::result::Result<(), CurrentError> {
     let tmp = dir.join(format!("{CURRENT_FILE}.tmp"));
-    {
+    let staged = (|| -> Result<()> {
         let mut file = std::fs::File::create(&tmp)?;
         file.write_all(format!("{}\n", env_name(generation)).as_bytes())?;
         file.sync_all()?;
-    }
-    std::fs::rename(&tmp, dir.join(CURRENT_FILE))?;
-    fsutil::sync_dir(dir)?;
-    Ok(())
+        std::fs::rename(&tmp, dir.join(CURRENT_FILE))?;
+        Ok(())
+    })();
+    staged.map_err(CurrentError::BeforeRename)?;
+    fsutil::sync_dir(dir).map_err(|e| CurrentError::AfterRename(e.into()))
 }
 
 /// Removes environments of other generations and a half-written `CURRENT.tmp`, left by an
