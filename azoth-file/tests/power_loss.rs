@@ -25,6 +25,8 @@ struct Durable {
     data: HashMap<u64, Vec<u8>>,
     /// By directory: its entries (name and inode) as of its last sync.
     dirs: HashMap<PathBuf, HashMap<OsString, u64>>,
+    /// Directory syncs still to fail (an I/O error, the directory not synced).
+    failing_dir_syncs: u32,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -69,6 +71,13 @@ impl FileSystem for PowerLossFs {
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        {
+            let mut durable = self.0.lock().unwrap();
+            if durable.failing_dir_syncs > 0 {
+                durable.failing_dir_syncs -= 1;
+                return Err(io::Error::other("injected directory sync failure"));
+            }
+        }
         File::open(dir)?.sync_all()?;
         let mut entries = HashMap::new();
         for entry in std::fs::read_dir(dir)? {
@@ -338,3 +347,30 @@ fn once_synced_or_reopened_under_always_damage_is_reported_not_cut() {
         assert_eq!(failure.location.file.as_deref(), Some(damaged.as_path()));
     }
 }
+
+/// A `sync()` that failed leaves what it did not make durable to the next one: a later
+/// `sync()` that returns `Ok` has made every appended event durable, the directory entries
+/// of the segments sealed before the failure included.
+#[test]
+fn a_sync_after_a_failed_one_makes_every_event_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = PowerLossFs::default();
+    let log = open_on(dir.path(), &fs, SyncMode::Never);
+    fill(&log, 1, 900, 3);
+    assert!(segments(dir.path()).len() > 3, "the appends rotated");
+    fs.0.lock().unwrap().failing_dir_syncs = 1;
+    assert!(log.sync().is_err());
+    log.sync().unwrap();
+
+    let crashed = tempfile::tempdir().unwrap();
+    fs.after_power_loss(dir.path(), crashed.path());
+    let reopened = open_small(crashed.path(), 4096);
+    assert_eq!(
+        reopened.newest_event_id().unwrap(),
+        899,
+        "events lost after sync() returned Ok"
+    );
+    assert_holds(&reopened, 1, 900);
+    assert!(reopened.verify().unwrap().is_ok());
+}
+
