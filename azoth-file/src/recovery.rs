@@ -239,6 +239,13 @@ pub fn recover(dir: &Path, options: &FileLogOptions, read_only: bool) -> Result<
                 // Not whole: the log ends in this segment, which becomes the active one again.
                 let later: Vec<&Found> = found.range(next_first..).map(|(_, f)| f).collect();
                 end_log_in(dir, options, path, first_id, &later)?;
+                // Its first page may be lost with others, while later ones reached the disk:
+                // then it keeps no block, and its header is written again.
+                if read_header(&File::open(path)?, path).is_err() {
+                    tracing::warn!(segment = %path.display(), "rewriting the lost header of a segment sealed without a sync");
+                    fs.remove_file(path)?;
+                    create_segment(fs, dir, path, first_id, &prev_last_hash, true)?;
+                }
                 let active = Active {
                     path,
                     first_id,

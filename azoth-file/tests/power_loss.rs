@@ -374,3 +374,25 @@ fn a_sync_after_a_failed_one_makes_every_event_durable() {
     assert!(reopened.verify().unwrap().is_ok());
 }
 
+/// A power loss can lose any page of a segment sealed without a sync, its first (the
+/// header) included, while later ones reached the disk: the log ends before that segment.
+#[test]
+fn a_lost_header_page_in_a_segment_sealed_without_a_sync_ends_the_log_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let unsynced = unsynced_log(dir.path());
+    let damaged = &unsynced[1];
+    let mut bytes = std::fs::read(damaged).unwrap();
+    bytes[..1024].fill(0);
+    assert!(bytes[1024..].iter().any(|&b| b != 0));
+    std::fs::write(damaged, &bytes).unwrap();
+    let lost_from = first_id_of(damaged);
+
+    let log = open_small(dir.path(), 4096);
+    assert_holds(&log, 1, lost_from);
+    assert!(log.verify().unwrap().is_ok());
+    fill(&log, lost_from, lost_from + 50, 5);
+    drop(log);
+    let log = open_small(dir.path(), 4096);
+    assert_holds(&log, 1, lost_from + 50);
+    assert!(log.verify().unwrap().is_ok());
+}
