@@ -413,9 +413,21 @@ fn settle_durable_mark(
     } else {
         Mark::None
     };
+    let current = durable_mark::load(dir)?;
     match wanted {
-        Mark::From(id) if durable_mark::load(dir)? != wanted => durable_mark::save(fs, dir, id),
-        Mark::None => durable_mark::clear(fs, dir),
+        Mark::From(id) if current != wanted => durable_mark::save(fs, dir, id),
+        Mark::None => {
+            // The active segment's blocks appended under `Never` are durable before the mark
+            // goes: without it, a lost block followed by whole ones reads as damage.
+            if let (Mark::From(_), Some(Unit::Segment(seg))) =
+                (current, recovered.units.list.last())
+            {
+                if current.covers(seg.first_id) {
+                    fs.open_writable(&seg.path, false)?.sync_data()?;
+                }
+            }
+            durable_mark::clear(fs, dir)
+        }
         Mark::From(_) => Ok(()),
     }
 }

@@ -396,3 +396,54 @@ fn a_lost_header_page_in_a_segment_sealed_without_a_sync_ends_the_log_there() {
     assert_holds(&log, 1, lost_from + 50);
     assert!(log.verify().unwrap().is_ok());
 }
+
+/// The end of the whole blocks of the segment bytes `bytes`.
+fn blocks_end(bytes: &[u8]) -> usize {
+    let mut offset = azoth_file::format::SEGMENT_HEADER_LEN;
+    while let Ok(frame) = azoth_file::format::decode_frame(&bytes[offset..]) {
+        offset += frame.byte_len();
+    }
+    offset
+}
+
+/// A log written under `Never` and reopened under `Always`: once the open has dropped the
+/// durable mark, the blocks its active segment took under `Never` must be durable, or a power
+/// loss that lost one of them but not the next reads as damage under `Always`, and the open
+/// refuses instead of ending the log there.
+#[test]
+fn reopened_under_always_after_never_a_power_loss_still_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = PowerLossFs::default();
+    let log = open_on(dir.path(), &fs, SyncMode::Never);
+    fill(&log, 1, 200, 5);
+    log.sync().unwrap();
+    let before = segments(dir.path());
+    fill(&log, 200, 215, 5);
+    assert_eq!(segments(dir.path()), before, "no rotation");
+    drop(log);
+
+    let log = open_on(dir.path(), &fs, SyncMode::Always);
+    // The power loss: of the active segment's pages not yet durable, the file system wrote
+    // back the later ones and not the first.
+    let crashed = tempfile::tempdir().unwrap();
+    fs.after_power_loss(dir.path(), crashed.path());
+    let active = before.last().unwrap();
+    let lost = crashed.path().join(active.file_name().unwrap());
+    let now = std::fs::read(active).unwrap();
+    let durable_end = blocks_end(&std::fs::read(&lost).unwrap());
+    if durable_end < now.len() {
+        let frame = azoth_file::format::decode_frame(&now[durable_end..]).unwrap();
+        let mut bytes = now.clone();
+        bytes[durable_end + frame.byte_len() / 2..durable_end + frame.byte_len()].fill(0);
+        std::fs::write(&lost, &bytes).unwrap();
+    }
+    drop(log);
+
+    let reopened = FileLogOptions::default()
+        .sync_mode(SyncMode::Always)
+        .segment_size(4096)
+        .open(crashed.path())
+        .unwrap();
+    assert!(reopened.next_event_id().unwrap() >= 200);
+    assert!(reopened.verify().unwrap().is_ok());
+}
