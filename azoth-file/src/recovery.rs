@@ -369,6 +369,16 @@ fn end_log_in(
         ));
     }
     let fs = options.fs.as_ref();
+    // Gaps retention left past the log's new end: the ids appended again will fill them.
+    let gaps = crate::gaps::load(dir);
+    let kept: Vec<(EventId, EventId)> = gaps
+        .iter()
+        .copied()
+        .filter(|&(_, end)| end <= first_id)
+        .collect();
+    if kept.len() < gaps.len() {
+        crate::gaps::save(fs, dir, &kept)?;
+    }
     tracing::warn!(
         %location,
         dropped_segments = later.len(),

@@ -447,3 +447,57 @@ fn reopened_under_always_after_never_a_power_loss_still_opens() {
     assert!(reopened.next_event_id().unwrap() >= 200);
     assert!(reopened.verify().unwrap().is_ok());
 }
+
+/// A gap `delete_range` recorded among the segments a power loss made open remove lies past
+/// the log's new end; the ids appended again fill it. It must not stay recorded: a later
+/// segment there that a power loss cut short would pass for one that ends at the gap.
+#[test]
+fn a_gap_past_where_a_power_loss_ended_the_log_is_forgotten() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_small(dir.path(), 4096);
+    fill(&log, 1, 200, 5);
+    log.sync().unwrap();
+    fill(&log, 200, 1500, 5);
+    let unsynced: Vec<PathBuf> = segments(dir.path())
+        .into_iter()
+        .filter(|p| first_id_of(p) >= 200)
+        .collect();
+    assert!(unsynced.len() > 6, "{} segments", unsynced.len());
+    // Retention frees two segments in the middle.
+    let (gap_start, gap_end) = (first_id_of(&unsynced[2]), first_id_of(&unsynced[4]));
+    log.delete_range(gap_start, gap_end - 1).unwrap();
+    drop(log);
+
+    // A power loss: a page lost in the first segment sealed since the sync.
+    let damaged = &unsynced[0];
+    let mut bytes = std::fs::read(damaged).unwrap();
+    let at = bytes.len() / 2;
+    let lost_from = block_at(damaged, at);
+    bytes[at..at + 300].fill(0);
+    std::fs::write(damaged, &bytes).unwrap();
+    let log = open_small(dir.path(), 4096);
+    assert_holds(&log, 1, lost_from);
+    fill(&log, lost_from, 1500, 5);
+    drop(log);
+
+    // Another power loss: a segment sealed since, within the ids of the old gap, lost its
+    // last pages (zeros up to its end).
+    let segs = segments(dir.path());
+    let i = (0..segs.len() - 2)
+        .find(|&i| first_id_of(&segs[i]) > gap_start && first_id_of(&segs[i + 1]) <= gap_end)
+        .expect("a segment within the old gap");
+    let cut = &segs[i];
+    let mut bytes = std::fs::read(cut).unwrap();
+    let (mut at, mut lost_from) = (azoth_file::format::SEGMENT_HEADER_LEN, first_id_of(cut));
+    while at < bytes.len() / 2 {
+        let frame = azoth_file::format::decode_frame(&bytes[at..]).unwrap();
+        at += frame.byte_len();
+        lost_from = frame.end_event_id();
+    }
+    bytes[at..].fill(0);
+    std::fs::write(cut, &bytes).unwrap();
+
+    let log = open_small(dir.path(), 4096);
+    assert_holds(&log, 1, lost_from);
+    assert!(log.verify().unwrap().is_ok());
+}
