@@ -586,6 +586,32 @@ impl FileEventLog {
         Ok(())
     }
 
+    /// The part of `sync()` under the writer's lock: the gathered tail written out, the
+    /// segments `sealed_meanwhile` and the active one synced, then, when segments were sealed
+    /// without a sync (`any_sealed`), the directory synced and the durable mark moved.
+    fn sync_active_and_dir(
+        &self,
+        w: &Writer,
+        any_sealed: bool,
+        sealed_meanwhile: &[PathBuf],
+    ) -> Result<()> {
+        self.shared.check_poisoned()?;
+        self.shared.write_out_tail(None)?;
+        self.sync_sealed(sealed_meanwhile)?;
+        if let Err(e) = w.file.sync_data() {
+            self.shared.poison(format!("fdatasync failed: {e}"));
+            return Err(e.into());
+        }
+        if any_sealed {
+            let fs = self.shared.options.fs.as_ref();
+            fs.sync_dir(&self.shared.dir)?;
+            // Every segment before the active one is durable now: an open after a power
+            // loss need not check them (see `durable_mark`).
+            crate::durable_mark::save(fs, &self.shared.dir, w.seg.first_id)?;
+        }
+        Ok(())
+    }
+
     /// Seals the active segment (sync, index file) and starts the next one.
     fn rotate_locked(&self, w: &mut Writer) -> Result<PathBuf> {
         let sealed_path = w.seg.path.clone();
@@ -908,27 +934,20 @@ impl EventLog for FileEventLog {
             return Err(e);
         }
         let mut w = writer.lock();
-        self.shared.check_poisoned()?;
-        self.shared.write_out_tail(None)?;
         // Sealed meanwhile: few bytes since the segment above, synced under the lock.
         let sealed_meanwhile = std::mem::take(&mut w.unsynced);
-        if let Err(e) = self.sync_sealed(&sealed_meanwhile) {
+        let synced = self.sync_active_and_dir(
+            &w,
+            !sealed.is_empty() || !sealed_meanwhile.is_empty(),
+            &sealed_meanwhile,
+        );
+        if synced.is_err() {
+            // Left for the next `sync()`: until one succeeds, the directory entries of
+            // their successors (and the mark) are not durable.
             w.unsynced
                 .extend(sealed.into_iter().chain(sealed_meanwhile));
-            return Err(e);
         }
-        if let Err(e) = w.file.sync_data() {
-            self.shared.poison(format!("fdatasync failed: {e}"));
-            return Err(e.into());
-        }
-        if !sealed.is_empty() || !sealed_meanwhile.is_empty() {
-            let fs = self.shared.options.fs.as_ref();
-            fs.sync_dir(&self.shared.dir)?;
-            // Every segment before the active one is durable now: an open after a power
-            // loss need not check them (see `durable_mark`).
-            crate::durable_mark::save(fs, &self.shared.dir, w.seg.first_id)?;
-        }
-        Ok(())
+        synced
     }
 
     fn stats(&self) -> Result<EventLogStats> {

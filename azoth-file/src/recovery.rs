@@ -239,6 +239,13 @@ pub fn recover(dir: &Path, options: &FileLogOptions, read_only: bool) -> Result<
                 // Not whole: the log ends in this segment, which becomes the active one again.
                 let later: Vec<&Found> = found.range(next_first..).map(|(_, f)| f).collect();
                 end_log_in(dir, options, path, first_id, &later)?;
+                // Its first page may be lost with others, while later ones reached the disk:
+                // then it keeps no block, and its header is written again.
+                if read_header(&File::open(path)?, path).is_err() {
+                    tracing::warn!(segment = %path.display(), "rewriting the lost header of a segment sealed without a sync");
+                    fs.remove_file(path)?;
+                    create_segment(fs, dir, path, first_id, &prev_last_hash, true)?;
+                }
                 let active = Active {
                     path,
                     first_id,
@@ -362,6 +369,16 @@ fn end_log_in(
         ));
     }
     let fs = options.fs.as_ref();
+    // Gaps retention left past the log's new end: the ids appended again will fill them.
+    let gaps = crate::gaps::load(dir);
+    let kept: Vec<(EventId, EventId)> = gaps
+        .iter()
+        .copied()
+        .filter(|&(_, end)| end <= first_id)
+        .collect();
+    if kept.len() < gaps.len() {
+        crate::gaps::save(fs, dir, &kept)?;
+    }
     tracing::warn!(
         %location,
         dropped_segments = later.len(),
@@ -406,9 +423,21 @@ fn settle_durable_mark(
     } else {
         Mark::None
     };
+    let current = durable_mark::load(dir)?;
     match wanted {
-        Mark::From(id) if durable_mark::load(dir)? != wanted => durable_mark::save(fs, dir, id),
-        Mark::None => durable_mark::clear(fs, dir),
+        Mark::From(id) if current != wanted => durable_mark::save(fs, dir, id),
+        Mark::None => {
+            // The active segment's blocks appended under `Never` are durable before the mark
+            // goes: without it, a lost block followed by whole ones reads as damage.
+            if let (Mark::From(_), Some(Unit::Segment(seg))) =
+                (current, recovered.units.list.last())
+            {
+                if current.covers(seg.first_id) {
+                    fs.open_writable(&seg.path, false)?.sync_data()?;
+                }
+            }
+            durable_mark::clear(fs, dir)
+        }
         Mark::From(_) => Ok(()),
     }
 }

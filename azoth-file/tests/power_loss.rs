@@ -25,6 +25,8 @@ struct Durable {
     data: HashMap<u64, Vec<u8>>,
     /// By directory: its entries (name and inode) as of its last sync.
     dirs: HashMap<PathBuf, HashMap<OsString, u64>>,
+    /// Directory syncs still to fail (an I/O error, the directory not synced).
+    failing_dir_syncs: u32,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -69,6 +71,13 @@ impl FileSystem for PowerLossFs {
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        {
+            let mut durable = self.0.lock().unwrap();
+            if durable.failing_dir_syncs > 0 {
+                durable.failing_dir_syncs -= 1;
+                return Err(io::Error::other("injected directory sync failure"));
+            }
+        }
         File::open(dir)?.sync_all()?;
         let mut entries = HashMap::new();
         for entry in std::fs::read_dir(dir)? {
@@ -337,4 +346,158 @@ fn once_synced_or_reopened_under_always_damage_is_reported_not_cut() {
         let failure = log.verify().unwrap().first_failure.expect(make_durable);
         assert_eq!(failure.location.file.as_deref(), Some(damaged.as_path()));
     }
+}
+
+/// A `sync()` that failed leaves what it did not make durable to the next one: a later
+/// `sync()` that returns `Ok` has made every appended event durable, the directory entries
+/// of the segments sealed before the failure included.
+#[test]
+fn a_sync_after_a_failed_one_makes_every_event_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = PowerLossFs::default();
+    let log = open_on(dir.path(), &fs, SyncMode::Never);
+    fill(&log, 1, 900, 3);
+    assert!(segments(dir.path()).len() > 3, "the appends rotated");
+    fs.0.lock().unwrap().failing_dir_syncs = 1;
+    assert!(log.sync().is_err());
+    log.sync().unwrap();
+
+    let crashed = tempfile::tempdir().unwrap();
+    fs.after_power_loss(dir.path(), crashed.path());
+    let reopened = open_small(crashed.path(), 4096);
+    assert_eq!(
+        reopened.newest_event_id().unwrap(),
+        899,
+        "events lost after sync() returned Ok"
+    );
+    assert_holds(&reopened, 1, 900);
+    assert!(reopened.verify().unwrap().is_ok());
+}
+
+/// A power loss can lose any page of a segment sealed without a sync, its first (the
+/// header) included, while later ones reached the disk: the log ends before that segment.
+#[test]
+fn a_lost_header_page_in_a_segment_sealed_without_a_sync_ends_the_log_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let unsynced = unsynced_log(dir.path());
+    let damaged = &unsynced[1];
+    let mut bytes = std::fs::read(damaged).unwrap();
+    bytes[..1024].fill(0);
+    assert!(bytes[1024..].iter().any(|&b| b != 0));
+    std::fs::write(damaged, &bytes).unwrap();
+    let lost_from = first_id_of(damaged);
+
+    let log = open_small(dir.path(), 4096);
+    assert_holds(&log, 1, lost_from);
+    assert!(log.verify().unwrap().is_ok());
+    fill(&log, lost_from, lost_from + 50, 5);
+    drop(log);
+    let log = open_small(dir.path(), 4096);
+    assert_holds(&log, 1, lost_from + 50);
+    assert!(log.verify().unwrap().is_ok());
+}
+
+/// The end of the whole blocks of the segment bytes `bytes`.
+fn blocks_end(bytes: &[u8]) -> usize {
+    let mut offset = azoth_file::format::SEGMENT_HEADER_LEN;
+    while let Ok(frame) = azoth_file::format::decode_frame(&bytes[offset..]) {
+        offset += frame.byte_len();
+    }
+    offset
+}
+
+/// A log written under `Never` and reopened under `Always`: once the open has dropped the
+/// durable mark, the blocks its active segment took under `Never` must be durable, or a power
+/// loss that lost one of them but not the next reads as damage under `Always`, and the open
+/// refuses instead of ending the log there.
+#[test]
+fn reopened_under_always_after_never_a_power_loss_still_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = PowerLossFs::default();
+    let log = open_on(dir.path(), &fs, SyncMode::Never);
+    fill(&log, 1, 200, 5);
+    log.sync().unwrap();
+    let before = segments(dir.path());
+    fill(&log, 200, 215, 5);
+    assert_eq!(segments(dir.path()), before, "no rotation");
+    drop(log);
+
+    let log = open_on(dir.path(), &fs, SyncMode::Always);
+    // The power loss: of the active segment's pages not yet durable, the file system wrote
+    // back the later ones and not the first.
+    let crashed = tempfile::tempdir().unwrap();
+    fs.after_power_loss(dir.path(), crashed.path());
+    let active = before.last().unwrap();
+    let lost = crashed.path().join(active.file_name().unwrap());
+    let now = std::fs::read(active).unwrap();
+    let durable_end = blocks_end(&std::fs::read(&lost).unwrap());
+    if durable_end < now.len() {
+        let frame = azoth_file::format::decode_frame(&now[durable_end..]).unwrap();
+        let mut bytes = now.clone();
+        bytes[durable_end + frame.byte_len() / 2..durable_end + frame.byte_len()].fill(0);
+        std::fs::write(&lost, &bytes).unwrap();
+    }
+    drop(log);
+
+    let reopened = FileLogOptions::default()
+        .sync_mode(SyncMode::Always)
+        .segment_size(4096)
+        .open(crashed.path())
+        .unwrap();
+    assert!(reopened.next_event_id().unwrap() >= 200);
+    assert!(reopened.verify().unwrap().is_ok());
+}
+
+/// A gap `delete_range` recorded among the segments a power loss made open remove lies past
+/// the log's new end; the ids appended again fill it. It must not stay recorded: a later
+/// segment there that a power loss cut short would pass for one that ends at the gap.
+#[test]
+fn a_gap_past_where_a_power_loss_ended_the_log_is_forgotten() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_small(dir.path(), 4096);
+    fill(&log, 1, 200, 5);
+    log.sync().unwrap();
+    fill(&log, 200, 1500, 5);
+    let unsynced: Vec<PathBuf> = segments(dir.path())
+        .into_iter()
+        .filter(|p| first_id_of(p) >= 200)
+        .collect();
+    assert!(unsynced.len() > 6, "{} segments", unsynced.len());
+    // Retention frees two segments in the middle.
+    let (gap_start, gap_end) = (first_id_of(&unsynced[2]), first_id_of(&unsynced[4]));
+    log.delete_range(gap_start, gap_end - 1).unwrap();
+    drop(log);
+
+    // A power loss: a page lost in the first segment sealed since the sync.
+    let damaged = &unsynced[0];
+    let mut bytes = std::fs::read(damaged).unwrap();
+    let at = bytes.len() / 2;
+    let lost_from = block_at(damaged, at);
+    bytes[at..at + 300].fill(0);
+    std::fs::write(damaged, &bytes).unwrap();
+    let log = open_small(dir.path(), 4096);
+    assert_holds(&log, 1, lost_from);
+    fill(&log, lost_from, 1500, 5);
+    drop(log);
+
+    // Another power loss: a segment sealed since, within the ids of the old gap, lost its
+    // last pages (zeros up to its end).
+    let segs = segments(dir.path());
+    let i = (0..segs.len() - 2)
+        .find(|&i| first_id_of(&segs[i]) > gap_start && first_id_of(&segs[i + 1]) <= gap_end)
+        .expect("a segment within the old gap");
+    let cut = &segs[i];
+    let mut bytes = std::fs::read(cut).unwrap();
+    let (mut at, mut lost_from) = (azoth_file::format::SEGMENT_HEADER_LEN, first_id_of(cut));
+    while at < bytes.len() / 2 {
+        let frame = azoth_file::format::decode_frame(&bytes[at..]).unwrap();
+        at += frame.byte_len();
+        lost_from = frame.end_event_id();
+    }
+    bytes[at..].fill(0);
+    std::fs::write(cut, &bytes).unwrap();
+
+    let log = open_small(dir.path(), 4096);
+    assert_holds(&log, 1, lost_from);
+    assert!(log.verify().unwrap().is_ok());
 }
