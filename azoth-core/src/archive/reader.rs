@@ -315,7 +315,7 @@ impl ArchiveReader {
         if crc32c::crc32c(&compressed) != entry.crc {
             return Err(self.frame_corruption(frame, "frame checksum mismatch"));
         }
-        let raw = zstd::bulk::decompress(&compressed, entry.raw_len as usize).map_err(|e| {
+        let raw = decompress(&compressed, entry.raw_len as usize).map_err(|e| {
             self.frame_corruption(frame, &format!("frame does not decompress: {e}"))
         })?;
         if raw.len() != entry.raw_len as usize {
@@ -448,5 +448,54 @@ impl Iterator for ArchiveIter {
                 }
             }
         }
+    }
+}
+
+/// Frames up to this raw length are decompressed into a buffer of their recorded length at
+/// once; larger ones (a single large block) as a stream, so that a recorded length the data
+/// does not bear out allocates no more than the data decompresses to.
+const BULK_DECOMPRESS_UP_TO: usize = 4 * super::format::FRAME_TARGET_RAW;
+
+/// Decompresses a frame recorded as `raw_len` bytes (at most one byte more is produced, for
+/// the caller to find a wrong length).
+fn decompress(compressed: &[u8], raw_len: usize) -> std::io::Result<Vec<u8>> {
+    if raw_len <= BULK_DECOMPRESS_UP_TO {
+        return zstd::bulk::decompress(compressed, raw_len);
+    }
+    let mut raw = Vec::new();
+    zstd::stream::read::Decoder::new(compressed)?
+        .take(raw_len as u64 + 1)
+        .read_to_end(&mut raw)?;
+    Ok(raw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_large_frame_decompresses_only_as_far_as_its_data_and_its_recorded_length_go() {
+        let data: Vec<u8> = (0..3 * BULK_DECOMPRESS_UP_TO as u32)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let compressed = zstd::bulk::compress(&data, 1).unwrap();
+        // Recorded right: the stream gives the data.
+        assert_eq!(decompress(&compressed, data.len()).unwrap(), data);
+        // Recorded as far more than the data: only the data comes out (no 4 GiB buffer).
+        assert_eq!(
+            decompress(&compressed, u32::MAX as usize).unwrap().len(),
+            data.len()
+        );
+        // Recorded as less (but above the bulk size): one byte more than recorded, enough
+        // for the caller to see the mismatch, however much the data would give.
+        let recorded = BULK_DECOMPRESS_UP_TO + 1;
+        assert_eq!(
+            decompress(&compressed, recorded).unwrap().len(),
+            recorded + 1
+        );
+        // Small frames: exactly as recorded, or an error.
+        let small = zstd::bulk::compress(&data[..1000], 1).unwrap();
+        assert_eq!(decompress(&small, 1000).unwrap(), &data[..1000]);
+        assert!(decompress(&small, 999).is_err());
     }
 }
