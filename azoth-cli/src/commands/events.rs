@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use azoth::{DatabaseEvent, EventId, Operation};
+use azoth::{AzothError, DatabaseEvent, EventId, Operation};
 
 use crate::bytes::display;
 use crate::error::{CliError, CliResult};
@@ -31,6 +31,10 @@ pub struct Selection {
 pub fn print(handle: &Handle, selection: Selection, out: &mut Output<'_>) -> CliResult {
     let mut last = selection.since;
     let mut remaining = selection.limit.unwrap_or(usize::MAX);
+    // A new read skips events already deleted where it starts. That is where the log begins
+    // on the first read, but on a later one it is events that retention deleted before they
+    // were printed: say so rather than go on after a gap.
+    let mut expected: Option<EventId> = None;
     loop {
         let events = handle.events_since(last).map_err(failed)?;
         for item in events {
@@ -38,6 +42,11 @@ pub fn print(handle: &Handle, selection: Selection, out: &mut Output<'_>) -> Cli
                 return Ok(());
             }
             let (id, event) = item.map_err(failed)?;
+            if let Some(from) = expected.take() {
+                if id != from {
+                    return Err(failed(AzothError::EventsDeleted { from, to: id }));
+                }
+            }
             if selection.dump || out.json {
                 out.json_line(&record::to_json(id, &event, false))?;
             } else {
@@ -52,6 +61,7 @@ pub fn print(handle: &Handle, selection: Selection, out: &mut Output<'_>) -> Cli
         out.flush()?;
         // The log iterator of the read-only open sees what the writer appended since.
         std::thread::sleep(FOLLOW_POLL);
+        expected = Some(last.saturating_add(1));
     }
 }
 
