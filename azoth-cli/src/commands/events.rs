@@ -35,6 +35,18 @@ pub fn print(handle: &Handle, selection: Selection, out: &mut Output<'_>) -> Cli
     // on the first read, but on a later one it is events that retention deleted before they
     // were printed: say so rather than go on after a gap.
     let mut expected: Option<EventId> = None;
+    if selection.dump {
+        // A dump is read back to rebuild the view: one that leaves out events retention
+        // deleted would rebuild another one. `--since` past them dumps what is left.
+        let oldest = handle.stats().map_err(failed)?.log.oldest_event_id;
+        let from = selection.since.saturating_add(1);
+        if from < oldest {
+            return Err(CliError::Azoth {
+                context: format!("dumping (--since {} dumps the events left)", oldest - 1),
+                source: AzothError::EventsDeleted { from, to: oldest },
+            });
+        }
+    }
     loop {
         let events = handle.events_since(last).map_err(failed)?;
         for item in events {
