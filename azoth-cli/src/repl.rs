@@ -76,15 +76,16 @@ enum Source {
 }
 
 impl Source {
-    /// The next line, or `None` at the end of input (Ctrl-D) or on Ctrl-C.
-    fn next_line(&mut self) -> CliResult<Option<String>> {
+    /// The next line, or `None` at the end of input (Ctrl-D) or on Ctrl-C. A line that is not
+    /// UTF-8 is an error of that line only (`Some(Err(…))`): the session goes on.
+    fn next_line(&mut self) -> CliResult<Option<CliResult<String>>> {
         match self {
             Source::Editor(editor, _) => match editor.readline("azoth> ") {
                 Ok(line) => {
                     if !line.trim().is_empty() {
                         let _ = editor.add_history_entry(line.as_str());
                     }
-                    Ok(Some(line))
+                    Ok(Some(Ok(line)))
                 }
                 Err(rustyline::error::ReadlineError::Eof)
                 | Err(rustyline::error::ReadlineError::Interrupted) => Ok(None),
@@ -94,10 +95,15 @@ impl Source {
                 )),
             },
             Source::Pipe(stdin) => {
-                let mut line = String::new();
-                match stdin.read_line(&mut line) {
+                let mut line = Vec::new();
+                match stdin.read_until(b'\n', &mut line) {
                     Ok(0) => Ok(None),
-                    Ok(_) => Ok(Some(line)),
+                    Ok(_) => Ok(Some(String::from_utf8(line).map_err(|_| {
+                        CliError::Input(
+                            "the line is not UTF-8 (give binary keys and values with --base64)"
+                                .to_owned(),
+                        )
+                    }))),
                     Err(e) => Err(CliError::io("reading standard input", e)),
                 }
             }
@@ -157,7 +163,7 @@ pub fn run(target: &Target, out: &mut Output<'_>) -> CliResult {
             Ok(None) => break Ok(()),
             Err(e) => break Err(e),
         };
-        match execute(&handle, target, &line, out) {
+        match line.and_then(|line| execute(&handle, target, &line, out)) {
             Ok(Flow::Continue) => {}
             Ok(Flow::Exit) => break Ok(()),
             Err(e) if is_broken_pipe(&e) => break Err(e),

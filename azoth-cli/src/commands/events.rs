@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use azoth::{DatabaseEvent, EventId, Operation};
+use azoth::{AzothError, DatabaseEvent, EventId, Operation};
 
 use crate::bytes::display;
 use crate::error::{CliError, CliResult};
@@ -31,6 +31,22 @@ pub struct Selection {
 pub fn print(handle: &Handle, selection: Selection, out: &mut Output<'_>) -> CliResult {
     let mut last = selection.since;
     let mut remaining = selection.limit.unwrap_or(usize::MAX);
+    // A new read skips events already deleted where it starts. That is where the log begins
+    // on the first read, but on a later one it is events that retention deleted before they
+    // were printed: say so rather than go on after a gap.
+    let mut expected: Option<EventId> = None;
+    if selection.dump {
+        // A dump is read back to rebuild the view: one that leaves out events retention
+        // deleted would rebuild another one. `--since` past them dumps what is left.
+        let oldest = handle.stats().map_err(failed)?.log.oldest_event_id;
+        let from = selection.since.saturating_add(1);
+        if from < oldest {
+            return Err(CliError::Azoth {
+                context: format!("dumping (--since {} dumps the events left)", oldest - 1),
+                source: AzothError::EventsDeleted { from, to: oldest },
+            });
+        }
+    }
     loop {
         let events = handle.events_since(last).map_err(failed)?;
         for item in events {
@@ -38,6 +54,11 @@ pub fn print(handle: &Handle, selection: Selection, out: &mut Output<'_>) -> Cli
                 return Ok(());
             }
             let (id, event) = item.map_err(failed)?;
+            if let Some(from) = expected.take() {
+                if id != from {
+                    return Err(failed(AzothError::EventsDeleted { from, to: id }));
+                }
+            }
             if selection.dump || out.json {
                 out.json_line(&record::to_json(id, &event, false))?;
             } else {
@@ -52,6 +73,7 @@ pub fn print(handle: &Handle, selection: Selection, out: &mut Output<'_>) -> Cli
         out.flush()?;
         // The log iterator of the read-only open sees what the writer appended since.
         std::thread::sleep(FOLLOW_POLL);
+        expected = Some(last.saturating_add(1));
     }
 }
 

@@ -138,3 +138,124 @@ fn writes_are_refused_while_the_view_lacks_an_applications_events() {
     assert_eq!(ok(&d, &["get", "k"]), "v\n");
     assert_eq!(ok(&d, &["events"]).lines().count(), 2);
 }
+
+/// `azoth -d DIR events --follow` running, its stdout lines arriving on a channel.
+struct Follower {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Follower {
+    fn start(dir: &std::path::Path) -> Self {
+        use std::io::{BufRead, BufReader};
+        use std::process::{Command, Stdio};
+
+        let mut child = Command::new(env!("CARGO_BIN_EXE_azoth"))
+            .arg("-d")
+            .arg(dir)
+            .args(["events", "--follow"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (sender, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                if sender.send(line.unwrap()).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { child, lines }
+    }
+
+    /// The next line; `None` when the follower ended. A guard against a hang, not a
+    /// measurement: the follower polls every 100 ms.
+    fn next(&self) -> Option<String> {
+        match self.lines.recv_timeout(std::time::Duration::from_secs(60)) {
+            Ok(line) => Some(line),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => None,
+            Err(e) => panic!("the follower printed nothing: {e}"),
+        }
+    }
+
+    /// Sends a signal to the follower (`STOP`, `CONT`).
+    #[cfg(unix)]
+    fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn events_follow_goes_on_across_rotation_and_archival() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("app-data");
+    ok(&d, &["put", "k", "0"]);
+    let mut holder = Holder::start(&d);
+    let follower = Follower::start(&d);
+    assert_eq!(follower.next().unwrap(), "1\tput\tk\t0");
+    let mut expected = 2;
+    for round in 0..3 {
+        holder.put("k", &format!("a{round}"));
+        holder.job("rotate");
+        holder.put("k", &format!("b{round}"));
+        holder.job("archive");
+        for _ in 0..2 {
+            let line = follower.next().unwrap();
+            assert!(line.starts_with(&format!("{expected}\tput\tk\t")), "{line}");
+            expected += 1;
+        }
+    }
+}
+
+/// Retention in the application deletes events the follower has not printed yet: the
+/// follower says so and stops, rather than going on after a silent gap.
+#[cfg(unix)]
+#[test]
+fn events_follow_does_not_skip_events_retention_deleted_between_polls() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("app-data");
+    ok(&d, &["put", "k", "0"]);
+    let mut holder = Holder::start_with(&d, Some(1));
+    let mut follower = Follower::start(&d);
+    assert_eq!(follower.next().unwrap(), "1\tput\tk\t0");
+    follower.signal("STOP");
+    // Events 2..=5 in sealed segments, then deleted while the follower is stopped.
+    for i in 2..=5 {
+        holder.put("k", &i.to_string());
+        holder.job("rotate");
+    }
+    holder.put("k", "6");
+    holder.job("retain");
+    follower.signal("CONT");
+    let mut printed = 1;
+    while let Some(line) = follower.next() {
+        let id: u64 = line.split('\t').next().unwrap().parse().unwrap();
+        assert_eq!(id, printed + 1, "a gap in the followed events: {line}");
+        printed = id;
+        if printed == 6 {
+            break;
+        }
+    }
+    let status = follower.child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(follower.child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with("error: reading events: events 2 to 5 are no longer in the log"),
+        "{stderr}"
+    );
+}

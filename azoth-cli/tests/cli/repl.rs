@@ -97,3 +97,23 @@ fn the_end_of_input_ends_the_session() {
     assert!(output.status.success());
     assert_eq!(ok(dir.path(), &["get", "a"]), "1\n");
 }
+
+#[test]
+fn a_line_that_is_not_utf8_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let output = azoth(d)
+        .arg("interactive")
+        .write_stdin(&b"put a 1\nput b \xff\nput c 3\n"[..])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(
+        stderr,
+        "error: the line is not UTF-8 (give binary keys and values with --base64)\n\
+         error: 1 command(s) of the session failed\n"
+    );
+    assert_eq!(output.status.code(), Some(1));
+    // The lines after it ran.
+    assert_eq!(ok(d, &["scan"]), "a\t1\nc\t3\n");
+}

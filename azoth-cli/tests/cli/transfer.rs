@@ -159,3 +159,34 @@ fn import_refuses_app_events_into_a_view_built_with_projections() {
     // The app event's projection never ran without it; the earlier one's result stands.
     assert_eq!(ok(d, &["get", "last"]), "10\n");
 }
+
+/// A log whose first events retention deleted cannot give a dump that rebuilds the view: the
+/// dump says so instead of leaving them out, and dumps what is left when asked.
+#[test]
+fn dump_refuses_to_leave_out_events_retention_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let config = Config::new(d)
+        .sync_mode(SyncMode::Never)
+        .retention(azoth::RetentionPolicy::keep_all().keep_events(1));
+    let db = Database::open_with(config).unwrap();
+    db.put(b"kept-in-the-view", b"1").unwrap();
+    db.rotate().unwrap();
+    db.put(b"k", b"2").unwrap();
+    db.rotate().unwrap();
+    db.put(b"k", b"3").unwrap();
+    db.flush().unwrap();
+    assert_eq!(db.apply_retention().unwrap().units_deleted, 2);
+    db.close().unwrap();
+    drop(db);
+    assert_eq!(ok(d, &["get", "kept-in-the-view"]), "1\n");
+
+    let e = fails(d, &["dump"], 1);
+    assert!(
+        e.contains("--since 2 dumps the events left): events 1 to 2 are no longer in the log"),
+        "{e}"
+    );
+    let rest = ok(d, &["dump", "--since", "2"]);
+    assert_eq!(rest.lines().count(), 1, "{rest}");
+    assert!(rest.contains("\"id\":3"), "{rest}");
+}
