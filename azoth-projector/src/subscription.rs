@@ -770,7 +770,7 @@ impl Runner {
     /// Delivers the log's events after the position, up to `end` (exclusive) or its end.
     fn read_log(&mut self, end: Option<EventId>) -> std::result::Result<(), Halt> {
         let log = self.core.log()?;
-        let iter = log.iter_range(self.position + 1, end)?;
+        let iter = log.iter_range(self.position.saturating_add(1), end)?;
         for item in iter {
             let (id, bytes) = item?;
             if id <= self.position {
@@ -785,7 +785,7 @@ impl Runner {
     }
 
     fn deliver_batch(&mut self, batch: &Batch) -> std::result::Result<(), Halt> {
-        if batch.first > self.position + 1 {
+        if batch.first > self.position.saturating_add(1) {
             // Groups were skipped while the subscription was lagging: read them from the log.
             self.set_mode(SubscriptionMode::CatchUp);
             self.read_log(Some(batch.first))?;
@@ -805,9 +805,9 @@ impl Runner {
     fn deliver(&mut self, id: EventId, bytes: &[u8]) -> std::result::Result<(), Halt> {
         // A subscription from the beginning (position 0) starts at the oldest event left; any
         // other must not go on past events it never saw (retention deleted them).
-        if id != self.position + 1 && self.position != 0 {
+        if id != self.position.saturating_add(1) && self.position != 0 {
             let gone = AzothError::EventsDeleted {
-                from: self.position + 1,
+                from: self.position.saturating_add(1),
                 to: id,
             };
             return Err(Halt::Failed(gone.to_string()));

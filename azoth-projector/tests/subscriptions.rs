@@ -632,3 +632,32 @@ fn a_backoff_too_long_for_the_clock_waits_until_unsubscribe() {
     assert!(db.stats().unwrap().subscriptions.is_empty());
     db.close().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_or_subscription_after_the_last_possible_id_stays_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open_with(config(dir.path())).unwrap();
+    let adb = db.to_async();
+    let (seen, handler) = recorder();
+    db.subscribe("far", handler, SubscribeFrom::After(EventId::MAX))
+        .unwrap();
+    let mut stream = adb.events_from(EventId::MAX).await.unwrap();
+    adb.put(b"k".to_vec(), b"v".to_vec()).await.unwrap();
+    // Nothing comes after the last id there is, and nothing fails or ends either.
+    let next = tokio::time::timeout(Duration::from_millis(500), stream.next()).await;
+    assert!(next.is_err(), "the stream yielded or ended: {next:?}");
+    let mode = |db: &Database| db.stats().unwrap().subscriptions[0].mode;
+    wait_for("the subscription to go live", || {
+        mode(&db) != SubscriptionMode::CatchUp
+    });
+    let stats = db.stats().unwrap().subscriptions;
+    assert_eq!(
+        stats[0].mode,
+        SubscriptionMode::Live,
+        "{:?}",
+        stats[0].failure
+    );
+    assert!(seen.lock().unwrap().is_empty());
+    adb.close().await.unwrap();
+    assert!(stream.next().await.is_none());
+}
