@@ -661,3 +661,38 @@ async fn a_stream_or_subscription_after_the_last_possible_id_stays_open() {
     adb.close().await.unwrap();
     assert!(stream.next().await.is_none());
 }
+
+/// The event streams registered as retention holders.
+fn stream_holds(db: &Database) -> Vec<String> {
+    db.stats()
+        .unwrap()
+        .retention
+        .holds
+        .into_iter()
+        .filter_map(|h| match h.holder {
+            azoth_projector::RetentionHolder::Stream(name) => Some(name),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_stream_ends_its_reader_with_no_new_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open_with(config(dir.path())).unwrap();
+    let adb = db.to_async();
+    for i in 0..5u8 {
+        adb.put(vec![i], b"v".to_vec()).await.unwrap();
+    }
+    let mut stream = adb.events_from(0).await.unwrap();
+    for expected in 1..=5 {
+        assert_eq!(stream.next().await.unwrap().0, expected);
+    }
+    assert_eq!(stream_holds(&db).len(), 1);
+    drop(stream);
+    // No event is committed after the drop: the reader must notice on its own.
+    wait_for("the dropped stream's reader to end", || {
+        stream_holds(&db).is_empty()
+    });
+    db.close().unwrap();
+}
