@@ -353,7 +353,9 @@ impl Subscriptions {
         Self::start(core, name.to_owned(), true, handler, from, None)
     }
 
-    /// A non-durable subscription under a generated name, for [`EventStream`]s.
+    /// A non-durable subscription under a generated name, for [`EventStream`]s. The name
+    /// holds a `/`, which no subscription name may: a stream never takes the name of an
+    /// application's subscription, nor can `unsubscribe` stop it.
     pub(crate) fn subscribe_stream(
         core: &Arc<Core>,
         handler: Arc<dyn EventHandler>,
@@ -363,7 +365,7 @@ impl Subscriptions {
         let n = core.subscriptions.streams.fetch_add(1, Ordering::Relaxed);
         Self::start(
             core,
-            format!("stream-{n}"),
+            format!("stream/{n}"),
             false,
             handler,
             SubscribeFrom::After(after),

@@ -696,3 +696,31 @@ async fn a_dropped_stream_ends_its_reader_with_no_new_event() {
     });
     db.close().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_and_named_subscriptions_never_share_a_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open_with(config(dir.path())).unwrap();
+    let adb = db.to_async();
+    for n in 0..4 {
+        db.subscribe(
+            &format!("stream-{n}"),
+            |_: &DatabaseEvent| Ok(()),
+            SubscribeFrom::Now,
+        )
+        .unwrap();
+    }
+    // An application's own subscription names do not keep a stream from starting...
+    let mut stream = adb.events_from(0).await.unwrap();
+    let names = stream_holds(&db);
+    assert_eq!(names.len(), 1);
+    // ... and unsubscribing by name stops a named subscription, never a stream.
+    assert!(db.unsubscribe(&names[0]).is_err());
+    for n in 0..4 {
+        db.unsubscribe(&format!("stream-{n}")).unwrap();
+    }
+    adb.put(b"k".to_vec(), b"v".to_vec()).await.unwrap();
+    let next = tokio::time::timeout(Duration::from_secs(30), stream.next()).await;
+    assert_eq!(next.unwrap().map(|(id, _)| id), Some(1));
+    adb.close().await.unwrap();
+}
