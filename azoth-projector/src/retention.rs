@@ -97,7 +97,8 @@ pub enum RetentionHolder {
     ViewReplay,
     /// A durable subscription, running or not, by name: its stored position.
     Subscription(String),
-    /// A running event stream (a non-durable subscription), by its generated name.
+    /// A running event stream (a non-durable subscription), by its generated name
+    /// (`stream/<n>`).
     Stream(String),
 }
 

@@ -48,6 +48,12 @@ const DEAD_EVENT_PREFIX: &str = "subdeadev/";
 pub const MAX_SUBSCRIPTION_NAME_LEN: usize = 200;
 /// How long a retry backoff sleeps at a time, so an `unsubscribe` is not kept waiting.
 const SLEEP_SLICE: Duration = Duration::from_millis(5);
+/// How long an idle stream reader waits at a time before it looks whether its consumer is
+/// gone, so that a dropped stream ends even when no event follows.
+const STREAM_CHECK: Duration = Duration::from_millis(100);
+
+/// Tells a stream's reader that its consumer has dropped the stream.
+type ConsumerGone = Box<dyn Fn() -> bool + Send>;
 
 /// Where a new subscription starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -344,22 +350,26 @@ impl Subscriptions {
         from: SubscribeFrom,
     ) -> Result<()> {
         check_name(name)?;
-        Self::start(core, name.to_owned(), true, handler, from)
+        Self::start(core, name.to_owned(), true, handler, from, None)
     }
 
-    /// A non-durable subscription under a generated name, for [`EventStream`]s.
+    /// A non-durable subscription under a generated name, for [`EventStream`]s. The name
+    /// holds a `/`, which no subscription name may: a stream never takes the name of an
+    /// application's subscription, nor can `unsubscribe` stop it.
     pub(crate) fn subscribe_stream(
         core: &Arc<Core>,
         handler: Arc<dyn EventHandler>,
         after: EventId,
+        consumer_gone: ConsumerGone,
     ) -> Result<()> {
         let n = core.subscriptions.streams.fetch_add(1, Ordering::Relaxed);
         Self::start(
             core,
-            format!("stream-{n}"),
+            format!("stream/{n}"),
             false,
             handler,
             SubscribeFrom::After(after),
+            Some(consumer_gone),
         )
     }
 
@@ -369,6 +379,7 @@ impl Subscriptions {
         durable: bool,
         handler: Arc<dyn EventHandler>,
         from: SubscribeFrom,
+        consumer_gone: Option<ConsumerGone>,
     ) -> Result<()> {
         core.check_open()?;
         let subs = &core.subscriptions;
@@ -453,6 +464,7 @@ impl Subscriptions {
             shared: Arc::clone(&shared),
             handler,
             rx,
+            consumer_gone,
             position,
             since_checkpoint: 0,
             last_checkpoint: Instant::now(),
@@ -683,6 +695,8 @@ struct Runner {
     shared: Arc<Shared>,
     handler: Arc<dyn EventHandler>,
     rx: Receiver<Batch>,
+    /// A stream's: its consumer dropped it, so the reader ends.
+    consumer_gone: Option<ConsumerGone>,
     position: EventId,
     since_checkpoint: u64,
     last_checkpoint: Instant,
@@ -724,9 +738,20 @@ impl Runner {
     }
 
     fn deliver_all(&mut self) -> Halt {
-        let interval = self.core.config.subscriptions.checkpoint_interval;
+        let mut wait = self
+            .core
+            .config
+            .subscriptions
+            .checkpoint_interval
+            .max(Duration::from_millis(1));
+        if self.consumer_gone.is_some() {
+            wait = wait.min(STREAM_CHECK);
+        }
         loop {
             if !self.shared.active.load(Ordering::Acquire) {
+                return Halt::Stopped;
+            }
+            if self.consumer_gone.as_ref().is_some_and(|gone| gone()) {
                 return Halt::Stopped;
             }
             if self.shared.lagging.load(Ordering::Acquire) {
@@ -735,7 +760,7 @@ impl Runner {
                 }
                 continue;
             }
-            match self.rx.recv_timeout(interval.max(Duration::from_millis(1))) {
+            match self.rx.recv_timeout(wait) {
                 Ok(batch) => {
                     if let Err(h) = self.deliver_batch(&batch) {
                         return h;
@@ -770,7 +795,7 @@ impl Runner {
     /// Delivers the log's events after the position, up to `end` (exclusive) or its end.
     fn read_log(&mut self, end: Option<EventId>) -> std::result::Result<(), Halt> {
         let log = self.core.log()?;
-        let iter = log.iter_range(self.position + 1, end)?;
+        let iter = log.iter_range(self.position.saturating_add(1), end)?;
         for item in iter {
             let (id, bytes) = item?;
             if id <= self.position {
@@ -785,7 +810,7 @@ impl Runner {
     }
 
     fn deliver_batch(&mut self, batch: &Batch) -> std::result::Result<(), Halt> {
-        if batch.first > self.position + 1 {
+        if batch.first > self.position.saturating_add(1) {
             // Groups were skipped while the subscription was lagging: read them from the log.
             self.set_mode(SubscriptionMode::CatchUp);
             self.read_log(Some(batch.first))?;
@@ -805,9 +830,9 @@ impl Runner {
     fn deliver(&mut self, id: EventId, bytes: &[u8]) -> std::result::Result<(), Halt> {
         // A subscription from the beginning (position 0) starts at the oldest event left; any
         // other must not go on past events it never saw (retention deleted them).
-        if id != self.position + 1 && self.position != 0 {
+        if id != self.position.saturating_add(1) && self.position != 0 {
             let gone = AzothError::EventsDeleted {
-                from: self.position + 1,
+                from: self.position.saturating_add(1),
                 to: id,
             };
             return Err(Halt::Failed(gone.to_string()));
@@ -935,6 +960,7 @@ pub struct EventStream {
 impl EventStream {
     pub(crate) fn start(core: &Arc<Core>, after: EventId, buffer: usize) -> Result<Self> {
         let (tx, rx) = tokio::sync::mpsc::channel(buffer.max(1));
+        let watch = tx.clone();
         let weak = Arc::downgrade(core);
         let handler = move |event: &DatabaseEvent| -> Result<()> {
             // Waiting here is fine: this is the stream's own subscription thread, and the
@@ -959,7 +985,12 @@ impl EventStream {
                 }
             }
         };
-        Subscriptions::subscribe_stream(core, Arc::new(handler), after)?;
+        Subscriptions::subscribe_stream(
+            core,
+            Arc::new(handler),
+            after,
+            Box::new(move || watch.is_closed()),
+        )?;
         Ok(Self { rx })
     }
 

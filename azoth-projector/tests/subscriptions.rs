@@ -632,3 +632,95 @@ fn a_backoff_too_long_for_the_clock_waits_until_unsubscribe() {
     assert!(db.stats().unwrap().subscriptions.is_empty());
     db.close().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_or_subscription_after_the_last_possible_id_stays_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open_with(config(dir.path())).unwrap();
+    let adb = db.to_async();
+    let (seen, handler) = recorder();
+    db.subscribe("far", handler, SubscribeFrom::After(EventId::MAX))
+        .unwrap();
+    let mut stream = adb.events_from(EventId::MAX).await.unwrap();
+    adb.put(b"k".to_vec(), b"v".to_vec()).await.unwrap();
+    // Nothing comes after the last id there is, and nothing fails or ends either.
+    let next = tokio::time::timeout(Duration::from_millis(500), stream.next()).await;
+    assert!(next.is_err(), "the stream yielded or ended: {next:?}");
+    let mode = |db: &Database| db.stats().unwrap().subscriptions[0].mode;
+    wait_for("the subscription to go live", || {
+        mode(&db) != SubscriptionMode::CatchUp
+    });
+    let stats = db.stats().unwrap().subscriptions;
+    assert_eq!(
+        stats[0].mode,
+        SubscriptionMode::Live,
+        "{:?}",
+        stats[0].failure
+    );
+    assert!(seen.lock().unwrap().is_empty());
+    adb.close().await.unwrap();
+    assert!(stream.next().await.is_none());
+}
+
+/// The event streams registered as retention holders.
+fn stream_holds(db: &Database) -> Vec<String> {
+    db.stats()
+        .unwrap()
+        .retention
+        .holds
+        .into_iter()
+        .filter_map(|h| match h.holder {
+            azoth_projector::RetentionHolder::Stream(name) => Some(name),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_stream_ends_its_reader_with_no_new_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open_with(config(dir.path())).unwrap();
+    let adb = db.to_async();
+    for i in 0..5u8 {
+        adb.put(vec![i], b"v".to_vec()).await.unwrap();
+    }
+    let mut stream = adb.events_from(0).await.unwrap();
+    for expected in 1..=5 {
+        assert_eq!(stream.next().await.unwrap().0, expected);
+    }
+    assert_eq!(stream_holds(&db).len(), 1);
+    drop(stream);
+    // No event is committed after the drop: the reader must notice on its own.
+    wait_for("the dropped stream's reader to end", || {
+        stream_holds(&db).is_empty()
+    });
+    db.close().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_and_named_subscriptions_never_share_a_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open_with(config(dir.path())).unwrap();
+    let adb = db.to_async();
+    for n in 0..4 {
+        db.subscribe(
+            &format!("stream-{n}"),
+            |_: &DatabaseEvent| Ok(()),
+            SubscribeFrom::Now,
+        )
+        .unwrap();
+    }
+    // An application's own subscription names do not keep a stream from starting...
+    let mut stream = adb.events_from(0).await.unwrap();
+    let names = stream_holds(&db);
+    assert_eq!(names.len(), 1);
+    // ... and unsubscribing by name stops a named subscription, never a stream.
+    assert!(db.unsubscribe(&names[0]).is_err());
+    for n in 0..4 {
+        db.unsubscribe(&format!("stream-{n}")).unwrap();
+    }
+    adb.put(b"k".to_vec(), b"v".to_vec()).await.unwrap();
+    let next = tokio::time::timeout(Duration::from_secs(30), stream.next()).await;
+    assert_eq!(next.unwrap().map(|(id, _)| id), Some(1));
+    adb.close().await.unwrap();
+}
