@@ -56,6 +56,19 @@ struct Scan {
     failure: Option<ScanError>,
 }
 
+impl Scan {
+    /// The index of a segment starting at `first_id` that this scan found whole.
+    fn index(&self, first_id: EventId) -> SegmentIndex {
+        SegmentIndex {
+            first_event_id: first_id,
+            end_event_id: self.end_id,
+            segment_len: self.end_offset,
+            last_hash: self.last_hash,
+            entries: self.entries.clone(),
+        }
+    }
+}
+
 /// Scans the blocks of `file` from its header to `len`, expecting ids from the header's on.
 fn scan(file: File, header: &SegmentHeader, len: u64) -> Scan {
     let mut reader = BlockReader::new(file, SEGMENT_HEADER_LEN as u64, len);
@@ -323,13 +336,7 @@ fn scan_unsynced(
     if s.end_offset < len {
         cut_durably(fs, path, s.end_offset)?;
     }
-    let idx = SegmentIndex {
-        first_event_id: first_id,
-        end_event_id: s.end_id,
-        segment_len: s.end_offset,
-        last_hash: s.last_hash,
-        entries: s.entries.clone(),
-    };
+    let idx = s.index(first_id);
     let idx_path = file_name::unit_path(dir, first_id, INDEX_EXT);
     // Made durable with the segment, once open (`settle_durable_mark`).
     crate::log::write_atomically(fs, dir, &idx_path, &idx.encode(), false)?;
@@ -485,13 +492,7 @@ fn open_sealed(
             let s = scan(file, &header, len);
             *prev_last_hash = s.last_hash;
             if s.failure.is_none() && s.end_id == next_first && !read_only {
-                let idx = SegmentIndex {
-                    first_event_id: first_id,
-                    end_event_id: s.end_id,
-                    segment_len: s.end_offset,
-                    last_hash: s.last_hash,
-                    entries: s.entries.clone(),
-                };
+                let idx = s.index(first_id);
                 // Best effort: without it the next open scans again.
                 if let Err(e) = std::fs::write(&idx_path, idx.encode()) {
                     tracing::warn!(index = %idx_path.display(), error = %e, "rewriting a segment index failed");
