@@ -234,3 +234,47 @@ fn retention_under_an_open_iterator_is_an_error_not_a_skip() {
     assert_holds(&log, deleted as u64 + 1, 1500);
     assert_eq!(log.get(3).unwrap(), None);
 }
+
+#[test]
+fn an_archive_followed_by_a_gap_keeps_its_own_end_after_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_small(dir.path(), 4096);
+    fill(&log, 1, 1500, 7);
+    let units = log.units();
+    assert!(units.len() >= 4, "{units:?}");
+    let (first, second) = (&units[0], &units[1]);
+    assert_eq!(log.archive(first.end_event_id - 1).unwrap().len(), 1);
+    let deleted = log
+        .delete_range(second.first_event_id, second.end_event_id - 1)
+        .unwrap();
+    assert_eq!(deleted as u64, second.event_count());
+    let expected: Vec<u64> = (1..1500)
+        .filter(|id| *id < second.first_event_id || *id >= second.end_event_id)
+        .collect();
+    let ids = |log: &FileEventLog| -> Vec<u64> {
+        log.iter_range(1, None)
+            .unwrap()
+            .map(|r| r.unwrap().0)
+            .collect()
+    };
+    assert_eq!(ids(&log), expected);
+    drop(log);
+
+    for read_only in [false, true] {
+        let log = if read_only {
+            FileEventLog::open_read_only(dir.path()).unwrap()
+        } else {
+            open_small(dir.path(), 4096)
+        };
+        assert_eq!(ids(&log), expected, "read_only {read_only}");
+        assert_eq!(log.get(second.first_event_id).unwrap(), None);
+        assert_eq!(
+            log.stats().unwrap().event_count,
+            expected.len() as u64,
+            "read_only {read_only}"
+        );
+        assert_eq!(log.units()[0].end_event_id, first.end_event_id);
+        let report = log.verify().unwrap();
+        assert!(report.is_ok(), "read_only {read_only}: {report:?}");
+    }
+}
