@@ -110,6 +110,8 @@ impl FileEventLog {
         expected: &mut Option<(ChainHash, EventId)>,
         report: &mut VerifyReport,
     ) -> Result<Check> {
+        // A read-only handle learns of the change only by looking at the directory again.
+        self.follow()?;
         let now = self
             .shared
             .units

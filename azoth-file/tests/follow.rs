@@ -111,3 +111,28 @@ fn a_read_only_handle_follows_archival() {
     assert_holds(&ro, 1, 260);
     assert!(ro.verify().unwrap().is_ok());
 }
+
+#[test]
+fn a_read_only_verify_follows_segments_the_writer_archives_or_deletes_while_it_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_small(dir.path(), 4096);
+    fill(&log, 1, 1500, 7);
+    let units = log.units();
+    assert!(units.len() >= 5, "{units:?}");
+    let ro = FileEventLog::open_read_only(dir.path()).unwrap();
+    let mut calls = 0;
+    let report = ro
+        .verify_with_progress(|_| {
+            calls += 1;
+            if calls == 1 {
+                assert_eq!(log.archive(units[1].end_event_id - 1).unwrap().len(), 2);
+                let deleted = log
+                    .delete_range(units[2].first_event_id, units[2].end_event_id - 1)
+                    .unwrap();
+                assert_eq!(deleted as u64, units[2].event_count());
+            }
+        })
+        .unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    assert!(ro.verify().unwrap().is_ok());
+}
