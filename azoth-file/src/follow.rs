@@ -19,7 +19,7 @@
 use std::fs::File;
 use std::sync::Arc;
 
-use azoth_core::Result;
+use azoth_core::{AzothError, Result};
 
 use crate::log::Shared;
 use crate::recovery::{self, recover};
@@ -54,10 +54,31 @@ pub(crate) fn refresh(shared: &Shared) -> Result<()> {
     match active {
         Some(seg) => catch_up(&seg),
         None => {
-            let rec = recover(&shared.dir, &shared.options, true)?;
+            let rec = reload(shared)?;
             *shared.units.write() = rec.units;
             *shared.gaps.lock() = crate::gaps::load(&shared.dir);
             Ok(())
+        }
+    }
+}
+
+/// How many times a fresh open is tried again when a unit's file went away while it read
+/// the directory (the writer archived or deleted it meanwhile).
+const RELOAD_RETRIES: u32 = 16;
+
+/// Opens the directory afresh, as the read-only open does. The writer archives and deletes
+/// units beside it, so a file listed a moment ago may be gone when it is opened: then the
+/// directory is read again.
+fn reload(shared: &Shared) -> Result<recovery::Recovered> {
+    let mut attempts = 0;
+    loop {
+        match recover(&shared.dir, &shared.options, true) {
+            Err(AzothError::Io(e))
+                if e.kind() == std::io::ErrorKind::NotFound && attempts < RELOAD_RETRIES =>
+            {
+                attempts += 1;
+            }
+            other => return other,
         }
     }
 }

@@ -255,7 +255,9 @@ impl<'a> Frame<'a> {
 
     /// The id after the block's last event.
     pub fn end_event_id(&self) -> EventId {
-        self.first_event_id + u64::from(self.count)
+        // Saturating: a damaged block may claim ids up to u64::MAX, and a reader compares
+        // this end before it finds the block's first id wrong.
+        self.first_event_id.saturating_add(u64::from(self.count))
     }
 
     /// The chain hash stored in the frame.

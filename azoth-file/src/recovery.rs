@@ -222,9 +222,16 @@ pub fn recover(dir: &Path, options: &FileLogOptions, read_only: bool) -> Result<
     for (i, (&first_id, f)) in found.iter().enumerate() {
         match (f, ids.get(i + 1)) {
             (Found::Archive(path), Some(&next_first)) => {
+                // The archive says where it ends: retention may have left a gap after it. A
+                // damaged one is taken to reach the next unit, so that reads report it.
+                let mut end_id = next_first;
                 let reader = match ArchiveReader::open(path) {
                     Ok(r) => {
-                        prev_last_hash = r.summary().last_hash;
+                        let summary = r.summary();
+                        prev_last_hash = summary.last_hash;
+                        if (first_id..next_first).contains(&summary.last_event_id) {
+                            end_id = summary.last_event_id + 1;
+                        }
                         Some(Arc::new(r))
                     }
                     Err(e) => {
@@ -234,7 +241,7 @@ pub fn recover(dir: &Path, options: &FileLogOptions, read_only: bool) -> Result<
                 };
                 units.list.push(Unit::Archive(Arc::new(ArchiveUnit {
                     first_id,
-                    end_id: next_first,
+                    end_id,
                     path: path.clone(),
                     bytes: std::fs::metadata(path)?.len(),
                     reader,

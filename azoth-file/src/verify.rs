@@ -10,7 +10,8 @@ use std::fs::File;
 use std::sync::Arc;
 
 use azoth_core::{
-    AzothError, ChainHash, EventId, Location, Result, VerifyFailure, VerifyProgress, VerifyReport,
+    ArchiveReader, AzothError, ChainHash, EventId, Location, Result, VerifyFailure, VerifyProgress,
+    VerifyReport,
 };
 
 use crate::format::{DecodeError, chain_hash};
@@ -72,12 +73,17 @@ impl FileEventLog {
                 Unit::Segment(seg) => {
                     match verify_segment(&self.shared, seg, &mut expected, &mut report) {
                         Err(AzothError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
-                            self.verify_moved(seg, e, &mut expected, &mut report)?
+                            self.verify_moved(seg.first_id, false, e, &mut expected, &mut report)?
                         }
                         other => other?,
                     }
                 }
-                Unit::Archive(a) => verify_archive(a, &mut expected, &mut report)?,
+                Unit::Archive(a) => match verify_archive(a, &mut expected, &mut report) {
+                    Err(AzothError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                        self.verify_moved(a.first_id, true, e, &mut expected, &mut report)?
+                    }
+                    other => other?,
+                },
             };
             report.segments_verified += 1;
             p.segments_done += 1;
@@ -91,33 +97,36 @@ impl FileEventLog {
         Ok(report)
     }
 
-    /// A sealed segment whose file was gone when verification reached it: archival or
-    /// retention ran meanwhile (the file log allows both beside readers). If it was
-    /// archived, its archive is checked instead; if retention deleted it, the chain restarts
-    /// at the next unit, as it does from the oldest unit. A segment the log still lists is
-    /// really missing: the error stands.
+    /// A unit whose file was gone when verification reached it: archival or retention ran
+    /// meanwhile (the file log allows both beside readers). If it was archived, its archive
+    /// is checked instead; if retention deleted it, the chain restarts at the next unit, as
+    /// it does from the oldest unit. A unit the log still lists is really missing: the error
+    /// stands.
     fn verify_moved(
         &self,
-        seg: &Segment,
+        first_id: EventId,
+        was_archive: bool,
         missing: std::io::Error,
         expected: &mut Option<(ChainHash, EventId)>,
         report: &mut VerifyReport,
     ) -> Result<Check> {
+        // A read-only handle learns of the change only by looking at the directory again.
+        self.follow()?;
         let now = self
             .shared
             .units
             .read()
             .list
             .iter()
-            .find(|u| u.first_id() == seg.first_id)
+            .find(|u| u.first_id() == first_id)
             .cloned();
         match now {
-            Some(Unit::Archive(a)) => verify_archive(&a, expected, report),
+            Some(Unit::Archive(a)) if !was_archive => verify_archive(&a, expected, report),
             None => {
                 *expected = None;
                 Ok(Ok(()))
             }
-            Some(Unit::Segment(_)) => Err(missing.into()),
+            Some(_) => Err(missing.into()),
         }
     }
 }
@@ -139,7 +148,9 @@ fn verify_archive(
             )));
         }
     }
-    let reader = match unit.reader() {
+    // Opened afresh, not the reader kept for reads: its header, index and trailer were
+    // checked when it was opened, and a byte of them changed since must be found too.
+    let reader = match ArchiveReader::open(&unit.path) {
         Ok(r) => r,
         Err(AzothError::Corruption { location, detail }) => {
             return Ok(Err(failure(location, detail)));

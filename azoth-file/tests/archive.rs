@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::os::unix::fs::FileExt;
+
 use azoth_core::{AzothError, EventLog, SyncMode};
 use azoth_file::{FileEventLog, FileLogOptions};
 use common::*;
@@ -233,4 +235,101 @@ fn retention_under_an_open_iterator_is_an_error_not_a_skip() {
     // A reader started now begins at the oldest event left, and `get` of a gone id is None.
     assert_holds(&log, deleted as u64 + 1, 1500);
     assert_eq!(log.get(3).unwrap(), None);
+}
+
+#[test]
+fn an_archive_followed_by_a_gap_keeps_its_own_end_after_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_small(dir.path(), 4096);
+    fill(&log, 1, 1500, 7);
+    let units = log.units();
+    assert!(units.len() >= 4, "{units:?}");
+    let (first, second) = (&units[0], &units[1]);
+    assert_eq!(log.archive(first.end_event_id - 1).unwrap().len(), 1);
+    let deleted = log
+        .delete_range(second.first_event_id, second.end_event_id - 1)
+        .unwrap();
+    assert_eq!(deleted as u64, second.event_count());
+    let expected: Vec<u64> = (1..1500)
+        .filter(|id| *id < second.first_event_id || *id >= second.end_event_id)
+        .collect();
+    let ids = |log: &FileEventLog| -> Vec<u64> {
+        log.iter_range(1, None)
+            .unwrap()
+            .map(|r| r.unwrap().0)
+            .collect()
+    };
+    assert_eq!(ids(&log), expected);
+    drop(log);
+
+    for read_only in [false, true] {
+        let log = if read_only {
+            FileEventLog::open_read_only(dir.path()).unwrap()
+        } else {
+            open_small(dir.path(), 4096)
+        };
+        assert_eq!(ids(&log), expected, "read_only {read_only}");
+        assert_eq!(log.get(second.first_event_id).unwrap(), None);
+        assert_eq!(
+            log.stats().unwrap().event_count,
+            expected.len() as u64,
+            "read_only {read_only}"
+        );
+        assert_eq!(log.units()[0].end_event_id, first.end_event_id);
+        let report = log.verify().unwrap();
+        assert!(report.is_ok(), "read_only {read_only}: {report:?}");
+    }
+}
+
+#[test]
+fn verify_of_an_open_log_finds_damage_in_an_archive_outside_its_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_small(dir.path(), 4096);
+    fill(&log, 1, 1500, 7);
+    let archived = log.archive(700).unwrap();
+    assert!(archived.len() >= 2, "{archived:?}");
+    let target = &archived[1];
+    let pristine = std::fs::read(target).unwrap();
+    // A byte of the header (its prev_hash), of the frame index and of the trailer (its
+    // last_hash), each changed in place while the log stays open.
+    let len = pristine.len();
+    for at in [30usize, len - 88 - 10, len - 88 + 45] {
+        let mut b = pristine.clone();
+        b[at] ^= 0x10;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(target)
+            .unwrap()
+            .write_all_at(&b, 0)
+            .unwrap();
+        let f = log
+            .verify()
+            .unwrap()
+            .first_failure
+            .unwrap_or_else(|| panic!("damage at byte {at} of {len} not found"));
+        assert_eq!(f.location.file.as_deref(), Some(target.as_path()), "{f}");
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(target)
+        .unwrap()
+        .write_all_at(&pristine, 0)
+        .unwrap();
+    assert!(log.verify().unwrap().is_ok());
+    // An archive that retention deletes while verify runs is skipped, as a segment is.
+    let second = log.units()[1].clone();
+    let mut calls = 0;
+    let report = log
+        .verify_with_progress(|_| {
+            calls += 1;
+            if calls == 1 {
+                let deleted = log
+                    .delete_range(second.first_event_id, second.end_event_id - 1)
+                    .unwrap();
+                assert_eq!(deleted as u64, second.event_count());
+            }
+        })
+        .unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    assert!(log.verify().unwrap().is_ok());
 }

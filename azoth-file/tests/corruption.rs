@@ -171,3 +171,60 @@ fn a_replaced_segment_breaks_the_chain() {
         assert!(f.detail.contains("chain"), "{f}");
     }
 }
+
+#[test]
+fn a_block_whose_ids_would_pass_the_largest_id_is_damage_not_a_panic() {
+    use azoth_file::FileEventLog;
+    use azoth_file::format::encode_frame;
+    use std::os::unix::fs::FileExt;
+
+    // A block that checks out (crcs recomputed) but claims ids from u64::MAX on.
+    let forge = |path: &Path, at: u64| {
+        let mut buf = Vec::new();
+        encode_frame(&mut buf, &[0; 32], u64::MAX, &[event(1), event(2)]);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .write_all_at(&buf, at)
+            .unwrap();
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_small(dir.path(), 1 << 20);
+    fill(&log, 1, 20, 2);
+    log.rotate().unwrap();
+    fill(&log, 20, 30, 2);
+    let sealed = segments(dir.path())[0].clone();
+    let bytes = std::fs::read(&sealed).unwrap();
+    let (at, first, len) = blocks(&bytes)[3];
+    assert_eq!(
+        (first, len),
+        (7, 24 + 32 + 8 + event(7).len() + event(8).len())
+    );
+    // Same length as the block it replaces, so the blocks after it stay where they were.
+    forge(&sealed, at as u64);
+    let failed = |log: &FileEventLog| {
+        let items: Vec<_> = log.iter_range(1, None).unwrap().collect();
+        assert!(
+            items
+                .last()
+                .unwrap()
+                .as_ref()
+                .is_err_and(AzothError::is_corruption),
+            "{:?}",
+            items.last()
+        );
+        assert!(log.get(8).unwrap_err().is_corruption());
+        assert!(!log.verify().unwrap().is_ok());
+    };
+    failed(&log);
+    let ro = FileEventLog::open_read_only(dir.path()).unwrap();
+    failed(&ro);
+
+    // Appended to the active segment, where a read-only handle follows the writer.
+    drop(log);
+    let active = segments(dir.path()).pop().unwrap();
+    let end = std::fs::metadata(&active).unwrap().len();
+    forge(&active, end);
+    assert_eq!(ro.newest_event_id().unwrap(), 29);
+}

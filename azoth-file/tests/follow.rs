@@ -111,3 +111,70 @@ fn a_read_only_handle_follows_archival() {
     assert_holds(&ro, 1, 260);
     assert!(ro.verify().unwrap().is_ok());
 }
+
+#[test]
+fn a_read_only_verify_follows_segments_the_writer_archives_or_deletes_while_it_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_small(dir.path(), 4096);
+    fill(&log, 1, 1500, 7);
+    let units = log.units();
+    assert!(units.len() >= 5, "{units:?}");
+    let ro = FileEventLog::open_read_only(dir.path()).unwrap();
+    let mut calls = 0;
+    let report = ro
+        .verify_with_progress(|_| {
+            calls += 1;
+            if calls == 1 {
+                assert_eq!(log.archive(units[1].end_event_id - 1).unwrap().len(), 2);
+                let deleted = log
+                    .delete_range(units[2].first_event_id, units[2].end_event_id - 1)
+                    .unwrap();
+                assert_eq!(deleted as u64, units[2].event_count());
+            }
+        })
+        .unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    assert!(ro.verify().unwrap().is_ok());
+}
+
+#[test]
+fn a_read_only_handle_looks_again_when_units_go_while_it_reloads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(open_small(dir.path(), 2048));
+    fill(&log, 1, 400, 4);
+    let ro = FileEventLog::open_read_only(dir.path()).unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (log, done) = (Arc::clone(&log), Arc::clone(&done));
+        std::thread::spawn(move || {
+            let mut next = 400;
+            for _ in 0..1000 {
+                fill(&log, next, next + 60, 4);
+                next += 60;
+                log.archive(next - 100).unwrap();
+                log.delete_range(0, next - 200).unwrap();
+            }
+            done.store(true, Ordering::Release);
+        })
+    };
+    let mut errors = Vec::new();
+    while !done.load(Ordering::Acquire) {
+        if let Err(e) = ro.newest_event_id() {
+            errors.push(format!("newest_event_id: {e}"));
+        }
+        match ro.iter_range(0, None) {
+            Ok(it) => {
+                for r in it {
+                    if let Err(e) = r {
+                        if !matches!(e, azoth_core::AzothError::EventsDeleted { .. }) {
+                            errors.push(format!("reading: {e}"));
+                        }
+                    }
+                }
+            }
+            Err(e) => errors.push(format!("iter_range: {e}")),
+        }
+    }
+    writer.join().unwrap();
+    assert!(errors.is_empty(), "{} errors: {errors:?}", errors.len());
+}
