@@ -196,7 +196,13 @@ pub fn recover(dir: &Path, options: &FileLogOptions, read_only: bool) -> Result<
         None => (1, GENESIS_HASH),
         Some((_, Found::Archive(p))) => {
             let summary = ArchiveReader::open(p)?.summary();
-            (summary.last_event_id + 1, summary.last_hash)
+            let Some(next) = summary.last_event_id.checked_add(1) else {
+                return Err(AzothError::corruption(
+                    Location::file(p),
+                    "archive claims events up to the largest id, leaving none after it",
+                ));
+            };
+            (next, summary.last_hash)
         }
         Some((_, Found::Segment(_))) => (0, GENESIS_HASH),
     };
