@@ -811,13 +811,19 @@ impl EventLog for LmdbEventLog {
         let segments = shared.env.read(|txn| Ok(shared.segments(txn)))??;
         let mut event_count = 0;
         let mut archive_bytes = 0;
+        let mut holding = 0;
         for (first, rec) in &segments {
-            event_count += match rec.state {
+            let held = match rec.state {
                 // `state` was read first: a rotation since may have started an active
                 // segment after it.
                 SegmentState::Active => state.next_id.saturating_sub(*first),
                 _ => rec.last + 1 - first,
             };
+            event_count += held;
+            // Only units holding events count: an empty active segment is not one.
+            if held > 0 {
+                holding += 1;
+            }
             if rec.state == SegmentState::Archived {
                 archive_bytes +=
                     crate::log_archive::archive_size(&self.archive_dir(), *first).unwrap_or(0);
@@ -828,7 +834,7 @@ impl EventLog for LmdbEventLog {
             oldest_event_id: state.oldest,
             newest_event_id: state.next_id - 1,
             total_bytes: shared.env.file_size()? + archive_bytes,
-            file_count: segments.len(),
+            file_count: holding,
         })
     }
 }

@@ -335,6 +335,198 @@ pub fn delete_range_semantics<L: EventLog + 'static>(h: &Harness<L>) {
     assert_eq!(collect(&log, 0, None), vec![(14, payload(14))]);
 }
 
+/// `stats` agrees with what `iter_range` and the id accessors report, and a log holding no
+/// event counts no unit holding events.
+fn assert_stats_agree<L: EventLog + ?Sized>(log: &L, what: &str) {
+    let stats = ok("stats", log.stats());
+    let held = collect(log, 0, None);
+    assert_eq!(stats.event_count, held.len() as u64, "{what}: event_count");
+    assert_eq!(
+        stats.oldest_event_id,
+        ok("oldest_event_id", log.oldest_event_id()),
+        "{what}: oldest_event_id"
+    );
+    assert_eq!(
+        stats.newest_event_id,
+        ok("newest_event_id", log.newest_event_id()),
+        "{what}: newest_event_id"
+    );
+    if held.is_empty() {
+        assert_eq!(
+            stats.file_count, 0,
+            "{what}: no event is held, yet {} units hold events",
+            stats.file_count
+        );
+    }
+}
+
+/// Edge cases of every method, checked again after reopening: rotations of an empty active
+/// unit, refused appends at the ids around the next one, empty events, reads starting in a
+/// hole `delete_range` left, and deletions that cover nothing, part of a unit, the active
+/// unit, or what is already gone.
+pub fn edge_cases<L: EventLog + 'static>(h: &Harness<L>) {
+    let log = h.open();
+    assert_stats_agree(&log, "a new log");
+    ok("rotate of an empty log", log.rotate());
+    ok("second rotate of an empty log", log.rotate());
+    assert_eq!(ok("delete_range", log.delete_range(0, u64::MAX)), 0);
+    assert_eq!(ok("delete_range", log.delete_range(5, 1)), 0);
+    let empty = |log: &L, what: &str| {
+        assert_eq!(ok("next_event_id", log.next_event_id()), 1, "{what}");
+        assert_eq!(ok("oldest_event_id", log.oldest_event_id()), 1, "{what}");
+        assert_eq!(ok("newest_event_id", log.newest_event_id()), 0, "{what}");
+        assert!(collect(log, 0, Some(u64::MAX)).is_empty(), "{what}");
+        assert_stats_agree(log, what);
+    };
+    empty(&log, "an empty log rotated twice");
+    let log = h.reopen(log);
+    empty(&log, "an empty log reopened");
+    for id in [0, 2, u64::MAX] {
+        assert_invalid_id(log.append_with_id(id, b"x"), 1, id);
+        assert_invalid_id(log.append_batch_with_ids(id, &[b"x".to_vec()]), 1, id);
+        assert_invalid_id(log.append_batch_with_ids(id, &[]), 1, id);
+    }
+    empty(&log, "an empty log after refused appends");
+
+    // Units 1..=3, 4..=6, 7..=9 sealed, 10..=11 active; events of 0 bytes among them.
+    ok("append_with_id", log.append_with_id(1, b""));
+    ok(
+        "append_batch_with_ids",
+        log.append_batch_with_ids(2, &[payload(2), Vec::new()]),
+    );
+    assert_eq!(
+        ok("get", log.get(1)),
+        Some(Vec::new()),
+        "an event of 0 bytes"
+    );
+    ok("rotate", log.rotate());
+    ok("rotate of an empty active unit", log.rotate());
+    append_singles(&log, 4..=6);
+    ok("rotate", log.rotate());
+    append_singles(&log, 7..=9);
+    ok("rotate", log.rotate());
+    append_singles(&log, 10..=11);
+    for id in [0, 11, 13, u64::MAX] {
+        assert_invalid_id(log.append_with_id(id, b"x"), 12, id);
+        assert_invalid_id(log.append_batch_with_ids(id, &[b"x".to_vec()]), 12, id);
+    }
+    assert_eq!(
+        ok("get", log.get(11)),
+        Some(payload(11)),
+        "a refused append changed 11"
+    );
+    assert_eq!(ok("get", log.get(12)), None, "a refused append wrote 12");
+    assert_stats_agree(&log, "four units");
+
+    assert_eq!(
+        ok("delete_range", log.delete_range(4, 6)),
+        3,
+        "a middle unit"
+    );
+    assert_eq!(
+        ok("delete_range", log.delete_range(4, 6)),
+        0,
+        "deleting it again"
+    );
+    assert_eq!(
+        ok("delete_range", log.delete_range(1, 2)),
+        0,
+        "part of a unit"
+    );
+    assert_eq!(
+        ok("delete_range", log.delete_range(2, 9)),
+        3,
+        "part of one, all of another"
+    );
+    assert_eq!(
+        ok("delete_range", log.delete_range(10, 11)),
+        0,
+        "the active unit"
+    );
+    assert_eq!(
+        ok("delete_range", log.delete_range(11, 10)),
+        0,
+        "start > end"
+    );
+    assert_eq!(
+        ok("delete_range", log.delete_range(12, u64::MAX)),
+        0,
+        "past the newest"
+    );
+
+    let holed = |log: &L, what: &str| {
+        let mut all: Vec<(EventId, Vec<u8>)> =
+            vec![(1, Vec::new()), (2, payload(2)), (3, Vec::new())];
+        all.extend((10..=11).map(|id| (id, payload(id))));
+        assert_eq!(collect(log, 0, None), all, "{what}: the whole log");
+        assert_eq!(
+            collect(log, 0, Some(u64::MAX)),
+            all,
+            "{what}: end = u64::MAX"
+        );
+        assert_eq!(ids(log, 5, None), vec![10, 11], "{what}: start in the hole");
+        assert_eq!(
+            ids(log, 4, Some(10)),
+            Vec::<EventId>::new(),
+            "{what}: only the hole"
+        );
+        assert_eq!(
+            ids(log, 8, Some(11)),
+            vec![10],
+            "{what}: start in the hole, end inside"
+        );
+        assert_eq!(
+            ids(log, 3, Some(3)),
+            Vec::<EventId>::new(),
+            "{what}: end = start"
+        );
+        assert_eq!(
+            ids(log, 11, Some(3)),
+            Vec::<EventId>::new(),
+            "{what}: start > end"
+        );
+        assert_eq!(ids(log, 0, Some(0)), Vec::<EventId>::new(), "{what}: 0..0");
+        for id in [0, 4, 6, 7, 9, 12, u64::MAX] {
+            assert_eq!(ok("get", log.get(id)), None, "{what}: get({id})");
+        }
+        assert_eq!(ok("get", log.get(3)), Some(Vec::new()), "{what}: get(3)");
+        assert_eq!(ok("oldest_event_id", log.oldest_event_id()), 1, "{what}");
+        assert_eq!(ok("newest_event_id", log.newest_event_id()), 11, "{what}");
+        assert_eq!(ok("next_event_id", log.next_event_id()), 12, "{what}");
+        assert_stats_agree(log, what);
+    };
+    holed(&log, "a hole in the middle");
+    ok("sync", log.sync());
+    let log = h.reopen(log);
+    holed(&log, "a hole in the middle, reopened");
+    assert_invalid_id(log.append_with_id(11, b"x"), 12, 11);
+    assert_invalid_id(log.append_with_id(13, b"x"), 12, 13);
+
+    // Everything sealed and deleted: empty, but keeping its position.
+    ok("rotate", log.rotate());
+    ok("rotate", log.rotate());
+    assert_eq!(ok("delete_range", log.delete_range(0, u64::MAX)), 5);
+    assert_eq!(ok("delete_range", log.delete_range(0, u64::MAX)), 0);
+    let gone = |log: &L, what: &str| {
+        assert_eq!(ok("next_event_id", log.next_event_id()), 12, "{what}");
+        assert_eq!(ok("oldest_event_id", log.oldest_event_id()), 12, "{what}");
+        assert_eq!(ok("newest_event_id", log.newest_event_id()), 11, "{what}");
+        assert!(collect(log, 0, None).is_empty(), "{what}");
+        assert!(collect(log, 5, Some(u64::MAX)).is_empty(), "{what}");
+        assert_eq!(ok("get", log.get(11)), None, "{what}");
+        assert_stats_agree(log, what);
+    };
+    gone(&log, "all deleted");
+    ok("sync", log.sync());
+    let log = h.reopen(log);
+    gone(&log, "all deleted, reopened");
+    ok("rotate", log.rotate());
+    gone(&log, "all deleted, rotated");
+    append_singles(&log, 12..=12);
+    assert_eq!(collect(&log, 0, None), vec![(12, payload(12))]);
+    assert_stats_agree(&log, "one event after all were deleted");
+}
+
 /// Reads an open iterator to its end: the ids it yielded, and the error it ended with.
 fn drain(iter: Box<dyn crate::event_log::EventLogIterator>) -> (Vec<EventId>, Option<AzothError>) {
     let mut seen = Vec::new();

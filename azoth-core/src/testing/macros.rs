@@ -39,6 +39,7 @@ macro_rules! event_log_conformance_tests {
                 reopen_keeps_synced,
                 large_and_empty_events,
                 concurrent_readers_see_whole_batches,
+                edge_cases,
                 model,
             );
         }
