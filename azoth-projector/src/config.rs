@@ -81,6 +81,8 @@ pub const DEFAULT_SEGMENT_SIZE: u64 = 64 << 20;
 pub const DEFAULT_MEMTABLE_SIZE: usize = 64 << 20;
 /// The default interval of background flushes: 5 s.
 pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(5);
+/// The shortest interval of background flushes: 1 ms, so that the flusher never spins.
+const MIN_FLUSH_INTERVAL: Duration = Duration::from_millis(1);
 /// The default most write requests one commit group takes: 1024.
 pub const DEFAULT_GROUP_COMMIT_CAP: usize = 1024;
 /// The default most write requests waiting for a group: 8192.
@@ -151,10 +153,10 @@ impl Config {
     }
 
     /// How often the background thread flushes the memtable whatever its size; `None` flushes
-    /// only by size, on [`Database::flush`](crate::Database::flush) and on close.
-    /// Default: 5 s.
+    /// only by size, on [`Database::flush`](crate::Database::flush) and on close. At least
+    /// 1 ms, so that the thread never spins. Default: 5 s.
     pub fn flush_interval(mut self, interval: Option<Duration>) -> Self {
-        self.flush_interval = interval;
+        self.flush_interval = interval.map(|d| d.max(MIN_FLUSH_INTERVAL));
         self
     }
 
