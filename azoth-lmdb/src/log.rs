@@ -209,6 +209,10 @@ impl LmdbEventLog {
     }
 
     pub(crate) fn open_with(dir: &Path, options: LmdbLogOptions, read_only: bool) -> Result<Self> {
+        // As the file log: an interval of 0 ms would be a sync without pause.
+        if let SyncMode::IntervalMs(0) = options.sync_mode {
+            return Err(AzothError::Config("sync interval of 0 ms".into()));
+        }
         let lock = if read_only {
             None
         } else {

@@ -469,3 +469,12 @@ fn retention_while_verify_runs_is_not_reported_as_damage() {
     assert!(report.is_ok(), "{report:?}");
     assert!(log.verify().unwrap().is_ok());
 }
+
+#[test]
+fn a_sync_interval_of_zero_is_refused_as_by_the_file_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let refused = azoth_lmdb::LmdbLogOptions::default()
+        .sync_mode(azoth_core::SyncMode::IntervalMs(0))
+        .open(dir.path());
+    assert!(matches!(refused, Err(azoth_core::AzothError::Config(_))));
+}
