@@ -69,9 +69,33 @@ impl DeletedRanges {
     }
 }
 
+/// True if `[start, end)` lies within `ranges` (in any order; ranges may abut): the check
+/// both log backends make for the gaps `delete_range` recorded between their units.
+pub fn ranges_cover(ranges: &[(EventId, EventId)], start: EventId, end: EventId) -> bool {
+    let mut sorted = ranges.to_vec();
+    sorted.sort_unstable();
+    let mut at = start;
+    for (from, to) in sorted {
+        if from <= at && to > at {
+            at = to;
+        }
+    }
+    at >= end
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ranges_cover_walks_abutting_ranges_in_any_order() {
+        let ranges = [(40, 50), (20, 30), (10, 20)];
+        assert!(ranges_cover(&ranges, 10, 30));
+        assert!(ranges_cover(&ranges, 12, 18));
+        assert!(!ranges_cover(&ranges, 25, 45));
+        assert!(!ranges_cover(&ranges, 5, 15));
+        assert!(ranges_cover(&ranges, 7, 7));
+    }
 
     #[test]
     fn skips_inside_recorded_holes_pass_and_others_name_the_missing_ids() {

@@ -36,32 +36,3 @@ pub fn save(fs: &dyn FileSystem, dir: &Path, gaps: &[(EventId, EventId)]) -> Res
     let text: String = gaps.iter().map(|(a, b)| format!("{a} {b}\n")).collect();
     write_atomically(fs, dir, &dir.join(GAPS_FILE), text.as_bytes(), true)
 }
-
-/// True if `[start, end)` lies within the recorded gaps.
-pub fn covers(gaps: &[(EventId, EventId)], start: EventId, end: EventId) -> bool {
-    // Gaps recorded at different times may abut: walk them in order.
-    let mut sorted = gaps.to_vec();
-    sorted.sort_unstable();
-    let mut at = start;
-    for (a, b) in sorted {
-        if a <= at && b > at {
-            at = b;
-        }
-    }
-    at >= end
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn covering() {
-        let gaps = [(10, 20), (20, 30), (40, 50)];
-        assert!(covers(&gaps, 10, 30));
-        assert!(covers(&gaps, 12, 18));
-        assert!(!covers(&gaps, 25, 45));
-        assert!(!covers(&gaps, 5, 15));
-        assert!(covers(&gaps, 7, 7));
-    }
-}

@@ -279,7 +279,7 @@ pub fn recover(dir: &Path, options: &FileLogOptions, read_only: bool) -> Result<
                     unsynced: true,
                 };
                 let recovered = open_active(dir, options, false, &active, units)?;
-                settle_durable_mark(dir, options, &checked, &recovered)?;
+                settle_durable_mark(dir, options, mark, &checked, &recovered)?;
                 return Ok(recovered);
             }
             (Found::Segment(path), Some(&next_first)) => {
@@ -302,7 +302,7 @@ pub fn recover(dir: &Path, options: &FileLogOptions, read_only: bool) -> Result<
                 };
                 let recovered = open_active(dir, options, read_only, &active, units)?;
                 if !read_only {
-                    settle_durable_mark(dir, options, &checked, &recovered)?;
+                    settle_durable_mark(dir, options, mark, &checked, &recovered)?;
                 }
                 return Ok(recovered);
             }
@@ -342,7 +342,8 @@ fn scan_unsynced(
         Some(ScanError::Decode { .. }) => zeros_from(path, s.end_offset, len)?,
         Some(ScanError::Io(e)) => return Err(e.into()),
     };
-    let continued = s.end_id == next_first || crate::gaps::covers(gaps, s.end_id, next_first);
+    let continued = s.end_id == next_first
+        || azoth_core::deleted_ranges::ranges_cover(gaps, s.end_id, next_first);
     if !whole || !continued {
         return Ok(None);
     }
@@ -417,12 +418,13 @@ fn end_log_in(
     Ok(())
 }
 
-/// After a writable open: the segments the mark covered that scanned whole are made durable
-/// now, and the mark moves to the active segment under `SyncMode::Never` (whose sealing does
+/// After a writable open (which found the mark `current`): the segments the mark covered
+/// that scanned whole are made durable now, and the mark moves to the active segment under `SyncMode::Never` (whose sealing does
 /// not sync), or goes under the other modes (whose sealing does).
 fn settle_durable_mark(
     dir: &Path,
     options: &FileLogOptions,
+    current: Mark,
     checked: &[PathBuf],
     recovered: &Recovered,
 ) -> Result<()> {
@@ -443,7 +445,6 @@ fn settle_durable_mark(
     } else {
         Mark::None
     };
-    let current = durable_mark::load(dir)?;
     match wanted {
         Mark::From(id) if current != wanted => durable_mark::save(fs, dir, id),
         Mark::None => {

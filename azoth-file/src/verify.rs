@@ -64,7 +64,7 @@ impl FileEventLog {
             // Past a gap retention made, the chain restarts from the next unit's own header.
             if let Some((_, prev_end)) = expected {
                 if prev_end < unit.first_id()
-                    && crate::gaps::covers(&gaps, prev_end, unit.first_id())
+                    && azoth_core::deleted_ranges::ranges_cover(&gaps, prev_end, unit.first_id())
                 {
                     expected = None;
                 }

@@ -67,20 +67,6 @@ pub(crate) fn decode_gap(key: &[u8], value: &[u8]) -> Option<(EventId, EventId)>
     (first < end).then_some((first, end))
 }
 
-/// True if the gaps cover every id of `[start, end)`.
-pub(crate) fn gaps_cover(gaps: &[(EventId, EventId)], start: EventId, end: EventId) -> bool {
-    // Gaps recorded by different deletions may abut: walk them in order.
-    let mut sorted = gaps.to_vec();
-    sorted.sort_unstable();
-    let mut at = start;
-    for (first, gap_end) in sorted {
-        if first <= at && gap_end > at {
-            at = gap_end;
-        }
-    }
-    at >= end
-}
-
 /// A block record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct BlockRecord {

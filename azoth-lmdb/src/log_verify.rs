@@ -9,7 +9,7 @@ use azoth_core::{BlockHasher, ChainHash, EventId, Location, Result, VerifyProgre
 use crate::env::StaticTxn;
 use crate::log::{LogShared, failure};
 use crate::log_archive::ArchiveCheck;
-use crate::log_format::{BlockRecord, SegmentState, decode_event, gaps_cover, id_key, key_id};
+use crate::log_format::{BlockRecord, SegmentState, decode_event, id_key, key_id};
 
 /// Checks the whole log as of one snapshot, calling `progress` after each segment. Bytes
 /// count archive files and the event records of segments held in LMDB; the total is the
@@ -64,7 +64,9 @@ pub(crate) fn verify(
         };
         // Past a hole `delete_range` made, the chain restarts from the next segment's `prev`,
         // as it does from the oldest segment.
-        if expected.is_some_and(|(next, _)| next < first && gaps_cover(&gaps, next, first)) {
+        if expected.is_some_and(|(next, _)| {
+            next < first && azoth_core::deleted_ranges::ranges_cover(&gaps, next, first)
+        }) {
             expected = None;
         }
         if let Some((next, hash)) = expected {
