@@ -19,6 +19,10 @@ Keys and values are taken as UTF-8 text; with --base64 they are base64 (standard
 
 Diagnostics: set AZOTH_LOG=warn (or error, info, debug, trace) to see them on stderr.
 
+Commands need a database in the data directory and create none, so a mistyped path is an
+error. `azoth init` creates one (with the backend --backend names); `restore`, and `import`
+into a directory that does not exist or is empty, create one too.
+
 Read commands (get, exists, scan, events, stats, verify, dump) work on a directory an
 application has open, through a read-only open. Write commands need exclusive access.
 
@@ -44,8 +48,8 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
-    /// The log backend of a directory this command creates. An existing directory's backend
-    /// is detected from what is on disk.
+    /// The log backend of a database this command creates (`init`, `import` into a fresh
+    /// directory). An existing database's backend is detected from what is on disk.
     #[arg(long, global = true, value_enum)]
     pub backend: Option<Backend>,
 
@@ -66,6 +70,8 @@ pub enum Backend {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Create an empty database in the data directory (which holds none yet).
+    Init,
     /// Store a key-value pair.
     Put(PutArgs),
     /// Print the value of a key (nothing, exit 0, when the key is absent).
@@ -96,7 +102,8 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Write every event as JSON lines (see the dump format below).
     Dump(DumpArgs),
-    /// Apply a dump (JSON lines) to the database.
+    /// Apply a dump (JSON lines) to the database; into a directory that does not exist or is
+    /// empty, create the database first.
     Import(ImportArgs),
     /// An interactive session: put, get, delete, exists, scan, events, stats, verify.
     Interactive,

@@ -22,7 +22,7 @@ pub enum CliError {
         /// The data directory as the user named it.
         dir: PathBuf,
     },
-    /// A read command named a directory that holds no database.
+    /// A command other than `init` and `import` named a directory that holds no database.
     NoDatabase {
         /// The data directory as the user named it.
         dir: PathBuf,
@@ -88,9 +88,11 @@ impl fmt::Display for CliError {
                  open); write commands need exclusive access",
                 dir.display()
             ),
-            CliError::NoDatabase { dir } => {
-                write!(f, "no Azoth database in {}", dir.display())
-            }
+            CliError::NoDatabase { dir } => write!(
+                f,
+                "no Azoth database in {0}; to create one there, run `azoth -d {0} init`",
+                dir.display()
+            ),
             CliError::Azoth { context, source } => write!(f, "{context}: {source}"),
             CliError::Input(message) => f.write_str(message),
             CliError::Io { context, source } => write!(f, "{context}: {source}"),
@@ -131,6 +133,18 @@ mod tests {
             e.to_string(),
             "the data directory ./x is locked by another process (an application has it open); \
              write commands need exclusive access"
+        );
+        assert_eq!(e.exit_code(), EXIT_ERROR);
+    }
+
+    #[test]
+    fn no_database_names_the_directory_and_how_to_create_one() {
+        let e = CliError::NoDatabase {
+            dir: PathBuf::from("./azoth_dta"),
+        };
+        assert_eq!(
+            e.to_string(),
+            "no Azoth database in ./azoth_dta; to create one there, run `azoth -d ./azoth_dta init`"
         );
         assert_eq!(e.exit_code(), EXIT_ERROR);
     }

@@ -4,7 +4,7 @@
 //! | --- | --- |
 //! | `args` | the command line (clap): global options, subcommands, the help text |
 //! | `open` | the data directory: backend detection, the writer, the read handle |
-//! | `commands` | one file per command group: `kv`, `events`, `stats`, `verify`, `maintenance`, `import` |
+//! | `commands` | one file per command group: `init`, `kv`, `events`, `stats`, `verify`, `maintenance`, `import` |
 //! | `repl` | `azoth interactive` |
 //! | `record` | the dump format: one event as one JSON line |
 //! | `bytes` | keys and values as text or base64 |

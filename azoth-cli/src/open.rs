@@ -1,7 +1,12 @@
 //! Opening the data directory: which log backend it holds, the writer for write commands, and
 //! the handle read commands use.
 //!
-//! The backend named by `--backend` applies when a directory is created. An existing
+//! Only `init`, and `import` into a directory that does not exist or is empty, create a
+//! database here (`restore` copies a backup in without opening one). Every other command
+//! refuses a directory that holds none, so that a mistyped path is an error rather than a new,
+//! empty database.
+//!
+//! The backend named by `--backend` applies when a database is created. An existing
 //! directory's backend is read from disk: the LMDB log keeps its environment in
 //! `<dir>/log/env/data.mdb`, the file log keeps `.seg` / `.azarc` files in `<dir>/log` and
 //! never an `env` directory.
@@ -79,21 +84,67 @@ impl Target {
             .allow_missing_projections(self.allow_missing_projections))
     }
 
-    /// Opens the database for a write command, creating the directory if needed.
+    /// Opens the existing database for a write command.
     ///
     /// # Errors
-    /// [`CliError::Locked`] when another process holds the directory.
+    /// [`CliError::NoDatabase`] when the directory holds none (nothing is created: a mistyped
+    /// `-d` must not get a new database), [`CliError::Locked`] when another process holds it.
     pub fn open_writer(&self) -> CliResult<Database> {
-        check_is_directory(&self.dir)?;
-        let config = self.config()?;
-        if self.holds_database()? {
-            // A held directory is reported as locked, whatever its tail holds.
-            drop(azoth::DirLock::acquire(&self.dir).map_err(|e| {
-                CliError::azoth(format!("opening {}", self.dir.display()), &self.dir, e)
-            })?);
-            self.check_tail_has_no_app_events()?;
+        if !self.holds_database()? {
+            return Err(CliError::NoDatabase {
+                dir: self.dir.clone(),
+            });
         }
+        let config = self.config()?;
+        // A held directory is reported as locked, whatever its tail holds.
+        drop(azoth::DirLock::acquire(&self.dir).map_err(|e| {
+            CliError::azoth(format!("opening {}", self.dir.display()), &self.dir, e)
+        })?);
+        self.check_tail_has_no_app_events()?;
         tracing::debug!(dir = %self.dir.display(), "opening the database for writing");
+        self.open(config)
+    }
+
+    /// Creates a database (`init`), with the backend `--backend` names, in a directory that
+    /// holds none; the directory is created if it does not exist.
+    ///
+    /// # Errors
+    /// [`CliError::Input`] when the directory already holds a database.
+    pub fn create(&self) -> CliResult<Database> {
+        if self.holds_database()? {
+            return Err(CliError::Input(format!(
+                "{} already holds an Azoth database",
+                self.dir.display()
+            )));
+        }
+        let config = self.config()?;
+        tracing::debug!(dir = %self.dir.display(), "creating a database");
+        self.open(config)
+    }
+
+    /// Opens the database for `import`: an existing one, or a new one when the directory does
+    /// not exist or is empty. A directory with other files in it is refused, as by
+    /// [`open_writer`](Self::open_writer): it is more likely a wrong path than a place for a
+    /// new database.
+    pub fn open_or_create_if_fresh(&self) -> CliResult<Database> {
+        if self.is_fresh()? {
+            self.create()
+        } else {
+            self.open_writer()
+        }
+    }
+
+    /// True when the directory does not exist or is empty.
+    fn is_fresh(&self) -> CliResult<bool> {
+        check_is_directory(&self.dir)?;
+        match std::fs::read_dir(&self.dir) {
+            Ok(mut entries) => Ok(entries.next().is_none()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
+            Err(e) => Err(CliError::io(format!("reading {}", self.dir.display()), e)),
+        }
+    }
+
+    fn open(&self, config: Config) -> CliResult<Database> {
         Database::open_with(config)
             .map_err(|e| CliError::azoth(format!("opening {}", self.dir.display()), &self.dir, e))
     }
@@ -142,8 +193,8 @@ impl Target {
             .map_err(|e| CliError::azoth(format!("opening {}", self.dir.display()), &self.dir, e))
     }
 
-    /// Opens the directory for an interactive session: exclusively when possible (creating
-    /// it if needed), read-only when another process holds it (write commands then fail with
+    /// Opens the database for an interactive session: exclusively when possible, read-only
+    /// when another process holds it (write commands then fail with
     /// [`CliError::Locked`]).
     pub fn open_session(&self) -> CliResult<Handle> {
         match self.open_writer() {

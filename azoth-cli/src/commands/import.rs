@@ -7,12 +7,12 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
 
 use azoth::{Database, Operation};
 use indicatif::ProgressBar;
 use serde_json::json;
 
-use crate::args::ImportArgs;
 use crate::error::{CliError, CliResult};
 use crate::output::Output;
 use crate::progress;
@@ -40,22 +40,52 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
+/// The dump `import` reads, opened before the database so that a dump that cannot be read
+/// leaves no new database behind.
+pub struct Input {
+    /// The file as the user named it (`-` for standard input).
+    name: String,
+    reader: Box<dyn Read>,
+    /// The file's length, for the progress bar; `None` for standard input.
+    len: Option<u64>,
+}
+
+impl Input {
+    /// Opens `file`, or standard input for `-`.
+    ///
+    /// # Errors
+    /// [`CliError::Io`] when the file cannot be opened.
+    pub fn open(file: &Path) -> CliResult<Self> {
+        let name = file.display().to_string();
+        if name == "-" {
+            return Ok(Self {
+                name,
+                reader: Box::new(std::io::stdin()),
+                len: None,
+            });
+        }
+        let opened = File::open(file).map_err(|e| CliError::io(format!("opening {name}"), e))?;
+        let len = opened.metadata().map(|m| m.len()).unwrap_or(0);
+        Ok(Self {
+            name,
+            reader: Box::new(opened),
+            len: Some(len),
+        })
+    }
+}
+
 /// `import FILE [--batch-size N]`.
-pub fn import(db: &Database, args: &ImportArgs, out: &mut Output<'_>) -> CliResult {
-    let name = args.file.display().to_string();
-    let (reader, bar): (Box<dyn Read>, ProgressBar) = if name == "-" {
-        (Box::new(std::io::stdin()), progress::spinner("importing"))
-    } else {
-        let file =
-            File::open(&args.file).map_err(|e| CliError::io(format!("opening {name}"), e))?;
-        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-        (Box::new(file), progress::bar(len, "importing", true))
+pub fn import(db: &Database, input: Input, batch_size: u32, out: &mut Output<'_>) -> CliResult {
+    let Input { name, reader, len } = input;
+    let bar = match len {
+        Some(len) => progress::bar(len, "importing", true),
+        None => progress::spinner("importing"),
     };
     let reader = BufReader::new(Counting {
         inner: reader,
         bar: bar.clone(),
     });
-    let result = apply(db, reader, &name, args.batch_size as usize);
+    let result = apply(db, reader, &name, batch_size as usize);
     bar.finish_and_clear();
     let counts = result?;
     if out.json {

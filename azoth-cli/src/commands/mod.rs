@@ -1,11 +1,13 @@
 //! Running one command: open the directory the way the command needs, run it, close.
 //!
 //! Write commands open the database exclusively; read commands go through
-//! [`Target::open_reader`], which also works on a directory an application holds.
+//! [`Target::open_reader`], which also works on a directory an application holds. Only
+//! `init`, and `import` into a fresh directory, create a database.
 
 pub mod backup;
 pub mod events;
 pub mod import;
+pub mod init;
 pub mod kv;
 pub mod maintenance;
 pub mod stats;
@@ -23,6 +25,12 @@ use crate::repl;
 pub fn run(cli: &Cli, out: &mut Output<'_>) -> CliResult {
     let target = Target::from_cli(cli);
     match &cli.command {
+        Command::Init => {
+            let db = target.create()?;
+            // Reported only once the new database is closed, and so complete on disk.
+            close(&target, &db, Ok(()))?;
+            init::report(&target.dir, out)
+        }
         Command::Put(args) => with_writer(&target, |db| kv::put(db, args, out)),
         Command::Delete(args) => with_writer(&target, |db| kv::delete(db, args, out)),
         Command::Get(args) => with_reader(&target, |h| kv::get(h, args, out)),
@@ -71,15 +79,25 @@ pub fn run(cli: &Cli, out: &mut Output<'_>) -> CliResult {
             &target.allowing_missing_projections(args.allow_app_events),
             |db| maintenance::rebuild(db, args, out),
         ),
-        Command::Import(args) => with_writer(&target, |db| import::import(db, args, out)),
+        Command::Import(args) => {
+            let input = import::Input::open(&args.file)?;
+            let db = target.open_or_create_if_fresh()?;
+            let result = import::import(&db, input, args.batch_size, out);
+            close(&target, &db, result)
+        }
         Command::Interactive => repl::run(&target, out),
     }
 }
 
-/// Opens the database exclusively, runs `f`, and closes it (flushing the view).
+/// Opens the existing database exclusively, runs `f`, and closes it (flushing the view).
 fn with_writer(target: &Target, f: impl FnOnce(&Database) -> CliResult) -> CliResult {
     let db = target.open_writer()?;
     let result = f(&db);
+    close(target, &db, result)
+}
+
+/// Closes the database after `result`; the first error wins.
+fn close(target: &Target, db: &Database, result: CliResult) -> CliResult {
     let closed = db.close().map_err(|source| CliError::Azoth {
         context: format!("closing {}", target.dir.display()),
         source,

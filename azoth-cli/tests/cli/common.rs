@@ -36,8 +36,9 @@ pub fn fails(dir: &Path, args: &[&str], code: i32) -> String {
     stderr
 }
 
-/// A data directory with `user:1001 = John Doe`, `user:1002 = Jane`, `config:timeout = 30`.
+/// A new data directory with `user:1001 = John Doe`, `user:1002 = Jane`, `config:timeout = 30`.
 pub fn sample(dir: &Path) {
+    ok(dir, &["init"]);
     ok(dir, &["put", "user:1001", "John Doe"]);
     ok(dir, &["put", "user:1002", "Jane"]);
     ok(dir, &["put", "config:timeout", "30"]);

@@ -78,6 +78,7 @@ fn bad_base64_is_a_clear_error_and_writes_nothing() {
 fn the_database_limits_are_errors_not_panics() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    ok(d, &["init"]);
     let e = fails(d, &["put", "", "v"], 1);
     assert!(e.contains("empty key"), "{e}");
     let long = "k".repeat(600);
@@ -112,6 +113,8 @@ fn a_directory_that_cannot_be_a_database() {
     fs::create_dir(&broken).unwrap();
     fs::write(broken.join("log"), b"not a directory").unwrap();
     let e = fails(&broken, &["put", "k", "v"], 1);
+    assert!(e.contains("no Azoth database in"), "{e}");
+    let e = fails(&broken, &["init"], 1);
     assert!(e.starts_with("error: opening"), "{e}");
 }
 
@@ -131,6 +134,8 @@ fn import_of_a_missing_file_or_bad_lines() {
     let d = dir.path();
     let e = fails(d, &["import", "/no/such/dump.jsonl"], 1);
     assert!(e.contains("opening /no/such/dump.jsonl"), "{e}");
+    // The dump is written into the directory, which is then no longer a fresh one.
+    ok(d, &["init"]);
 
     let dump = dir.path().join("bad.jsonl");
     for (content, message) in [

@@ -6,6 +6,7 @@ use crate::common::{azoth, fails, ok, sample};
 fn the_seed_put_and_get_examples() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    ok(d, &["init"]);
     assert_eq!(
         ok(d, &["put", "user:1001", "John Doe"]),
         "Successfully stored key-value pair (event 1)\n"
@@ -36,16 +37,16 @@ fn the_seed_put_and_get_examples() {
 fn the_data_directory_option_and_its_default() {
     let cwd = tempfile::tempdir().unwrap();
     let custom = cwd.path().join("var/lib/azoth");
+    ok(&custom, &["init"]);
     ok(&custom, &["put", "config:timeout", "30"]);
     assert_eq!(ok(&custom, &["get", "config:timeout"]), "30\n");
     assert!(custom.join("log").is_dir());
 
     // Without -d the directory is ./azoth_data.
-    let mut cmd = assert_cmd::Command::new(env!("CARGO_BIN_EXE_azoth"));
-    cmd.current_dir(cwd.path())
-        .args(["put", "k", "v"])
-        .assert()
-        .success();
+    for args in [&["init"][..], &["put", "k", "v"]] {
+        let mut cmd = assert_cmd::Command::new(env!("CARGO_BIN_EXE_azoth"));
+        cmd.current_dir(cwd.path()).args(args).assert().success();
+    }
     assert!(cwd.path().join("azoth_data/log").is_dir());
 }
 
@@ -54,6 +55,7 @@ fn binary_values_come_back_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // 0xff 0x00 0x0a: not UTF-8, with a NUL and a newline.
+    ok(d, &["init"]);
     ok(d, &["put", "AQ==", "/wAK", "--base64"]);
     let output = azoth(d).args(["get", "AQ==", "--base64"]).output().unwrap();
     assert_eq!(output.stdout, b"/wAK\n");
@@ -124,7 +126,8 @@ fn scan_by_prefix_range_and_limit() {
 fn the_backend_is_chosen_at_creation_and_detected_after() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    ok(d, &["--backend", "lmdb", "put", "k", "v"]);
+    ok(d, &["--backend", "lmdb", "init"]);
+    ok(d, &["put", "k", "v"]);
     assert!(d.join("log/env/data.mdb").exists());
     // Later commands find the LMDB log without being told.
     assert_eq!(ok(d, &["get", "k"]), "v\n");
@@ -144,7 +147,8 @@ fn the_backend_is_chosen_at_creation_and_detected_after() {
     );
     // The same for the file backend.
     let other = tempfile::tempdir().unwrap();
-    ok(other.path(), &["--backend", "file", "put", "k", "v"]);
+    ok(other.path(), &["--backend", "file", "init"]);
+    ok(other.path(), &["put", "k", "v"]);
     assert!(!other.path().join("log/env/data.mdb").exists());
     assert!(ok(other.path(), &["stats"]).contains("log backend        file"));
 }

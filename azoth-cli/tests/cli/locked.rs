@@ -7,6 +7,7 @@ use crate::holder::Holder;
 fn write_commands_on_a_held_directory_say_it_is_locked() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("app-data");
+    ok(&d, &["init"]);
     ok(&d, &["put", "k", "v"]);
     let mut holder = Holder::start(&d);
     holder.put("from-app", "1");
@@ -34,6 +35,7 @@ fn write_commands_on_a_held_directory_say_it_is_locked() {
 fn read_commands_work_beside_the_application() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("app-data");
+    ok(&d, &["init"]);
     ok(&d, &["put", "k", "v"]);
     let mut holder = Holder::start(&d);
     holder.put("from-app", "1");
@@ -57,6 +59,7 @@ fn read_commands_work_beside_the_application() {
 fn a_session_beside_the_application_reads_and_refuses_writes() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("app-data");
+    ok(&d, &["init"]);
     ok(&d, &["put", "k", "v"]);
     let _holder = Holder::start(&d);
     let output = crate::common::azoth(&d)
@@ -85,6 +88,7 @@ fn events_follow_tails_a_live_directory() {
 
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("app-data");
+    ok(&d, &["init"]);
     ok(&d, &["put", "before", "0"]);
     let mut holder = Holder::start(&d);
     let mut follower = Command::new(env!("CARGO_BIN_EXE_azoth"))
@@ -119,6 +123,7 @@ fn events_follow_tails_a_live_directory() {
 fn writes_are_refused_while_the_view_lacks_an_applications_events() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("app-data");
+    ok(&d, &["init"]);
     ok(&d, &["put", "k", "v"]);
     let mut holder = Holder::start(&d);
     holder.app_event("Deposited", "10");
@@ -203,6 +208,7 @@ impl Drop for Follower {
 fn events_follow_goes_on_across_rotation_and_archival() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("app-data");
+    ok(&d, &["init"]);
     ok(&d, &["put", "k", "0"]);
     let mut holder = Holder::start(&d);
     let follower = Follower::start(&d);
@@ -228,6 +234,7 @@ fn events_follow_goes_on_across_rotation_and_archival() {
 fn events_follow_does_not_skip_events_retention_deleted_between_polls() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("app-data");
+    ok(&d, &["init"]);
     ok(&d, &["put", "k", "0"]);
     let mut holder = Holder::start_with(&d, Some(1));
     let mut follower = Follower::start(&d);

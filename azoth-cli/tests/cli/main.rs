@@ -6,6 +6,7 @@
 //! with one test selected and an environment variable naming the directory.
 
 mod common;
+mod create;
 mod errors;
 mod events;
 mod holder;

@@ -6,6 +6,7 @@ use crate::common::{azoth, ok};
 fn a_session_runs_the_commands_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    ok(d, &["init"]);
     let script = "\
 put user:1001 \"Alice Smith\"
 get user:1001
@@ -56,6 +57,7 @@ Azoth statistics:
 fn errors_in_a_session_are_reported_and_the_session_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    ok(d, &["init"]);
     let script = "put k\nput k v --base64\njump\nput \"unclosed\nput k v\nget k\n";
     let output = azoth(d)
         .arg("interactive")
@@ -89,6 +91,7 @@ fn errors_in_a_session_are_reported_and_the_session_goes_on() {
 #[test]
 fn the_end_of_input_ends_the_session() {
     let dir = tempfile::tempdir().unwrap();
+    ok(dir.path(), &["init"]);
     let output = azoth(dir.path())
         .arg("interactive")
         .write_stdin("put a 1")
@@ -102,6 +105,7 @@ fn the_end_of_input_ends_the_session() {
 fn a_line_that_is_not_utf8_fails_alone() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    ok(d, &["init"]);
     let output = azoth(d)
         .arg("interactive")
         .write_stdin(&b"put a 1\nput b \xff\nput c 3\n"[..])

@@ -10,6 +10,7 @@ use crate::common::{azoth, fails, ok};
 fn dump_then_import_reproduces_the_view() {
     let source = tempfile::tempdir().unwrap();
     let s = source.path();
+    ok(s, &["init"]);
     ok(s, &["put", "user:1", "Ada"]);
     ok(s, &["put", "user:2", "Grace"]);
     ok(s, &["put", "AAEC", "/wAK", "--base64"]);
