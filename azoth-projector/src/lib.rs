@@ -57,6 +57,8 @@ mod backup_manifest;
 mod config;
 mod database;
 mod engine;
+#[cfg(test)]
+mod exposition_check;
 mod lifecycle;
 mod maintenance;
 mod memtable;

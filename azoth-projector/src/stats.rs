@@ -45,9 +45,12 @@ fn sample_this_call() -> bool {
 /// A histogram of durations in power-of-two buckets of atomics, over a sample of the calls
 /// (about one in [`SAMPLE_EVERY`] is timed), and the count of every call. Recording is a
 /// relaxed `fetch_add` or two, so it costs nothing measurable on the write and read paths.
-/// Percentiles are reported as the upper bound of their bucket (within a factor of two).
+/// Percentiles are reported as the upper bound of their bucket (within a factor of two); the
+/// sum of the timed durations is kept exactly, for the mean and the Prometheus `_sum`.
 pub(crate) struct LatencyHistogram {
     buckets: [AtomicU64; BUCKETS],
+    /// Nanoseconds of every timed call together. A u64 holds 584 years of them.
+    timed_nanos: AtomicU64,
     calls: AtomicU64,
 }
 
@@ -60,6 +63,7 @@ impl LatencyHistogram {
     pub(crate) fn new() -> Self {
         Self {
             buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            timed_nanos: AtomicU64::new(0),
             calls: AtomicU64::new(0),
         }
     }
@@ -82,6 +86,7 @@ impl LatencyHistogram {
     fn record(&self, elapsed: Duration) {
         let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
         let index = (u64::BITS - nanos.leading_zeros()) as usize;
+        self.timed_nanos.fetch_add(nanos, Ordering::Relaxed);
         self.buckets[index.min(BUCKETS - 1)].fetch_add(1, Ordering::Relaxed);
     }
 
@@ -109,6 +114,8 @@ impl LatencyHistogram {
         };
         LatencySummary {
             count: self.calls.load(Ordering::Relaxed),
+            timed: count,
+            sum_us: self.timed_nanos.load(Ordering::Relaxed) as f64 / 1000.0,
             p50_us: percentile(0.50),
             p90_us: percentile(0.90),
             p99_us: percentile(0.99),
@@ -118,11 +125,19 @@ impl LatencyHistogram {
 
 /// Latency percentiles of one kind of call, in microseconds (each the upper bound of a
 /// power-of-two bucket, so within a factor of two of the true value).
+///
+/// About one call in 16 is timed; the percentiles and `sum_us` are of those `timed` calls.
+/// Before any call is timed (`timed == 0`) the percentiles and `sum_us` are 0: read them
+/// together with `timed`. [`DatabaseStats::metrics_text`] reports such quantiles as `NaN`, as
+/// Prometheus does for a summary without observations.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct LatencySummary {
-    /// Calls since open. The percentiles are of a sample of them: about one call in 16 is
-    /// timed.
+    /// Calls since open, timed or not.
     pub count: u64,
+    /// Calls timed since open: the sample the percentiles and `sum_us` describe.
+    pub timed: u64,
+    /// The durations of the timed calls added up (`sum_us / timed` is their mean).
+    pub sum_us: f64,
     /// Median.
     pub p50_us: f64,
     /// 90th percentile.
@@ -171,12 +186,16 @@ pub struct DatabaseStats {
 
 impl DatabaseStats {
     /// These statistics in the Prometheus text exposition format (version 0.0.4).
+    ///
+    /// The latencies are summaries in seconds over the timed calls (about one in 16): their
+    /// quantiles, `_sum` and `_count` describe the same observations, so `_sum / _count` is
+    /// the mean; a quantile is `NaN` until a call has been timed. Every call, timed or not, is
+    /// counted by `azoth_write_calls_total` and `azoth_read_calls_total`.
     pub fn metrics_text(&self) -> String {
         let mut out = String::with_capacity(2048);
         let mut metric = |name: &str, kind: &str, help: &str, value: f64| {
-            let _ = writeln!(out, "# HELP azoth_{name} {help}");
-            let _ = writeln!(out, "# TYPE azoth_{name} {kind}");
-            let _ = writeln!(out, "azoth_{name} {value}");
+            header(&mut out, name, kind, help);
+            let _ = writeln!(out, "azoth_{name} {}", sample_value(value));
         };
         metric(
             "log_events",
@@ -269,23 +288,7 @@ impl DatabaseStats {
             self.flushes as f64,
         );
         for (name, summary) in [("write", &self.write_latency), ("read", &self.read_latency)] {
-            let _ = writeln!(
-                out,
-                "# HELP azoth_{name}_latency_seconds Latency of {name} calls."
-            );
-            let _ = writeln!(out, "# TYPE azoth_{name}_latency_seconds summary");
-            for (q, v) in [
-                ("0.5", summary.p50_us),
-                ("0.9", summary.p90_us),
-                ("0.99", summary.p99_us),
-            ] {
-                let _ = writeln!(
-                    out,
-                    "azoth_{name}_latency_seconds{{quantile=\"{q}\"}} {}",
-                    v / 1e6
-                );
-            }
-            let _ = writeln!(out, "azoth_{name}_latency_seconds_count {}", summary.count);
+            latency_metrics(&mut out, name, summary);
         }
         self.subscription_metrics(&mut out);
         self.lifecycle_metrics(&mut out);
@@ -295,17 +298,19 @@ impl DatabaseStats {
     /// Retention holds and totals, and the maintenance thread's counters.
     fn lifecycle_metrics(&self, out: &mut String) {
         let r = &self.retention;
-        let _ = writeln!(
+        header(
             out,
-            "# HELP azoth_retention_hold_event_id Lowest position something still reads the log from; retention keeps every event after it."
+            "retention_hold_event_id",
+            "gauge",
+            "Lowest position something still reads the log from; retention keeps every event after it.",
         );
-        let _ = writeln!(out, "# TYPE azoth_retention_hold_event_id gauge");
         let _ = writeln!(out, "azoth_retention_hold_event_id {}", r.hold_position);
-        let _ = writeln!(
+        header(
             out,
-            "# HELP azoth_retention_holder_position_event_id Position of each holder of the log."
+            "retention_holder_position_event_id",
+            "gauge",
+            "Position of each holder of the log.",
         );
-        let _ = writeln!(out, "# TYPE azoth_retention_holder_position_event_id gauge");
         for hold in &r.holds {
             let _ = writeln!(
                 out,
@@ -316,8 +321,7 @@ impl DatabaseStats {
         }
         let held = r.last_run.as_ref().and_then(|l| l.held_back.as_ref());
         let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
-            let _ = writeln!(out, "# HELP azoth_{name} {help}");
-            let _ = writeln!(out, "# TYPE azoth_{name} {kind}");
+            header(out, name, kind, help);
             let _ = writeln!(out, "azoth_{name} {value}");
         };
         metric(
@@ -421,18 +425,81 @@ impl DatabaseStats {
             ),
         ];
         for (name, kind, help, value) in figures {
-            let _ = writeln!(out, "# HELP azoth_{name} {help}");
-            let _ = writeln!(out, "# TYPE azoth_{name} {kind}");
+            header(out, name, kind, help);
             for s in &self.subscriptions {
                 let _ = writeln!(
                     out,
                     "azoth_{name}{{subscription=\"{}\"}} {}",
                     escape_label(&s.name),
-                    value(s)
+                    sample_value(value(s))
                 );
             }
         }
     }
+}
+
+/// One latency summary, in seconds, and the counter of every call it samples.
+fn latency_metrics(out: &mut String, name: &str, summary: &LatencySummary) {
+    header(
+        out,
+        &format!("{name}_latency_seconds"),
+        "summary",
+        &format!("Latency of {name} calls, over the timed sample (about one call in 16)."),
+    );
+    for (q, us) in [
+        ("0.5", summary.p50_us),
+        ("0.9", summary.p90_us),
+        ("0.99", summary.p99_us),
+    ] {
+        // No observation, no quantile: 0 would read as calls that took no time.
+        let seconds = if summary.timed == 0 {
+            f64::NAN
+        } else {
+            us / 1e6
+        };
+        let _ = writeln!(
+            out,
+            "azoth_{name}_latency_seconds{{quantile=\"{q}\"}} {}",
+            sample_value(seconds)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "azoth_{name}_latency_seconds_sum {}",
+        sample_value(summary.sum_us / 1e6)
+    );
+    let _ = writeln!(out, "azoth_{name}_latency_seconds_count {}", summary.timed);
+    header(
+        out,
+        &format!("{name}_calls_total"),
+        "counter",
+        &format!("Calls that azoth_{name}_latency_seconds samples, timed or not."),
+    );
+    let _ = writeln!(out, "azoth_{name}_calls_total {}", summary.count);
+}
+
+/// The `# HELP` and `# TYPE` lines of the family `azoth_{name}`; each family gets them once.
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP azoth_{name} {}", escape_help(help));
+    let _ = writeln!(out, "# TYPE azoth_{name} {kind}");
+}
+
+/// A sample value as the text format spells it: Rust writes infinity as `inf`, Prometheus
+/// reads `+Inf` and `-Inf`.
+fn sample_value(value: f64) -> String {
+    if value == f64::INFINITY {
+        "+Inf".to_owned()
+    } else if value == f64::NEG_INFINITY {
+        "-Inf".to_owned()
+    } else {
+        // Finite values print without an exponent, and NaN as `NaN`: both are valid.
+        value.to_string()
+    }
+}
+
+/// A HELP text: backslash and newline escaped.
+fn escape_help(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('\n', "\\n")
 }
 
 /// A Prometheus label value: backslash, double quote and newline escaped.
@@ -446,6 +513,7 @@ fn escape_label(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exposition_check::check_exposition;
 
     #[test]
     fn percentiles_fall_in_the_right_bucket() {
@@ -489,9 +557,81 @@ mod tests {
     fn metrics_text_is_prometheus_shaped() {
         let text = DatabaseStats::default().metrics_text();
         assert!(text.contains("# TYPE azoth_log_events gauge\nazoth_log_events 0\n"));
-        assert!(text.contains("azoth_write_latency_seconds{quantile=\"0.99\"} 0"));
-        for line in text.lines().filter(|l| !l.starts_with('#')) {
-            assert_eq!(line.split(' ').count(), 2, "{line}");
+        check_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    }
+
+    #[test]
+    fn quantiles_without_samples_are_nan_and_the_summary_has_sum_and_count() {
+        let text = DatabaseStats::default().metrics_text();
+        for name in ["write", "read"] {
+            for q in ["0.5", "0.9", "0.99"] {
+                let line = format!("azoth_{name}_latency_seconds{{quantile=\"{q}\"}} NaN\n");
+                assert!(text.contains(&line), "{line}{text}");
+            }
+            assert!(text.contains(&format!("azoth_{name}_latency_seconds_sum 0\n")));
+            assert!(text.contains(&format!("azoth_{name}_latency_seconds_count 0\n")));
         }
+        // stats() itself keeps 0 for the percentiles of an empty sample.
+        let empty = LatencyHistogram::new().summary();
+        assert_eq!((empty.timed, empty.p50_us, empty.sum_us), (0, 0.0, 0.0));
+    }
+
+    #[test]
+    fn the_summary_is_in_seconds_and_its_sum_and_count_match_the_timed_calls() {
+        let h = LatencyHistogram::new();
+        for _ in 0..3 {
+            h.record(Duration::from_millis(2));
+        }
+        // Calls that were not timed count as calls, not as observations.
+        h.calls.fetch_add(40, Ordering::Relaxed);
+        let summary = h.summary();
+        assert_eq!((summary.count, summary.timed), (40, 3));
+        assert!((summary.sum_us - 6000.0).abs() < 1e-6, "{summary:?}");
+        let stats = DatabaseStats {
+            write_latency: summary,
+            ..DatabaseStats::default()
+        };
+        let text = stats.metrics_text();
+        check_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let value = |series: &str| -> f64 {
+            let line = text
+                .lines()
+                .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+                .unwrap_or_else(|| panic!("no {series} in\n{text}"));
+            line[series.len() + 1..].parse().unwrap()
+        };
+        assert!((value("azoth_write_latency_seconds_sum") - 0.006).abs() < 1e-9);
+        assert_eq!(value("azoth_write_latency_seconds_count"), 3.0);
+        assert_eq!(value("azoth_write_calls_total"), 40.0);
+        // 2 ms falls in the bucket up to 2^21 ns.
+        let p99 = value("azoth_write_latency_seconds{quantile=\"0.99\"}");
+        assert!((0.002..=0.0021).contains(&p99), "{p99}");
+        assert!(value("azoth_read_latency_seconds{quantile=\"0.5\"}").is_nan());
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let mut stats = DatabaseStats::default();
+        let name = "quote\" back\\slash new\nline";
+        stats.subscriptions.push(SubscriptionStats {
+            name: name.to_owned(),
+            position: 7,
+            durable_position: 7,
+            lag: 0,
+            mode: crate::subscription::SubscriptionMode::Live,
+            delivered: 7,
+            errors: 0,
+            dead_letters: 0,
+            failure: None,
+        });
+        stats.retention.holds.push(crate::retention::RetentionHold {
+            holder: crate::retention::RetentionHolder::Subscription(name.to_owned()),
+            position: 7,
+        });
+        let text = stats.metrics_text();
+        check_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert!(text.contains(
+            "azoth_subscription_position{subscription=\"quote\\\" back\\\\slash new\\nline\"} 7\n"
+        ));
     }
 }

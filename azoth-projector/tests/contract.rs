@@ -373,8 +373,23 @@ mod bodies {
         assert_eq!(stats.read_latency.count, 100);
         assert!(stats.write_latency.p50_us > 0.0);
         assert!(stats.write_latency.p50_us <= stats.write_latency.p99_us);
+        // Each thread's first call is timed, so the sample is never empty here.
+        assert!(stats.write_latency.timed >= 1, "{:?}", stats.write_latency);
+        assert!(
+            stats.write_latency.sum_us > 0.0,
+            "{:?}",
+            stats.write_latency
+        );
         let text = db.metrics_text().unwrap();
         assert!(text.contains("azoth_log_newest_event_id 101"));
+        assert!(text.contains("azoth_write_calls_total 101\n"), "{text}");
+        assert!(
+            text.contains(&format!(
+                "azoth_write_latency_seconds_count {}\n",
+                stats.write_latency.timed
+            )),
+            "{text}"
+        );
         assert!(db.verify().unwrap().is_ok());
     }
 

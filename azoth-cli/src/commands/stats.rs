@@ -117,7 +117,14 @@ fn to_json(stats: &DatabaseStats, dir: &Path, backend: Option<LogBackend>) -> Va
 }
 
 fn latency(l: &LatencySummary) -> Value {
-    json!({ "count": l.count, "p50_us": l.p50_us, "p90_us": l.p90_us, "p99_us": l.p99_us })
+    json!({
+        "count": l.count,
+        "timed": l.timed,
+        "sum_us": l.sum_us,
+        "p50_us": l.p50_us,
+        "p90_us": l.p90_us,
+        "p99_us": l.p99_us,
+    })
 }
 
 /// `1536` → `1.5 KiB`.

@@ -74,6 +74,16 @@ fn stats_as_a_table_json_and_prometheus() {
         metrics.contains("# TYPE azoth_log_events gauge\nazoth_log_events 3\n"),
         "{metrics}"
     );
+    // The command's own open has timed no call: no quantile yet, and an empty sum.
+    assert!(
+        metrics.contains("azoth_read_latency_seconds{quantile=\"0.5\"} NaN\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("azoth_read_latency_seconds_sum 0\nazoth_read_latency_seconds_count 0\n"),
+        "{metrics}"
+    );
+    assert_eq!(json["since_open"]["read_latency"]["timed"], 0);
 }
 
 #[test]
