@@ -367,7 +367,13 @@ impl FileEventLog {
         if read_only {
             write_out_writer_of(dir)?;
         }
-        let rec = recover(dir, &options, read_only)?;
+        // A read-only open shares the directory with a writer that may archive or delete
+        // units between listing it and reading them: it lists again, as `follow` does.
+        let rec = if read_only {
+            crate::follow::recover_read_only(dir, &options)?
+        } else {
+            recover(dir, &options, false)?
+        };
         let writer = if read_only {
             None
         } else {
