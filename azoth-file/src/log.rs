@@ -691,7 +691,9 @@ impl FileEventLog {
         Ok(sealed_path)
     }
 
-    /// Removes a unit's files from disk.
+    /// Removes a unit's files from disk: a segment's file, then its index. A crash between
+    /// the two leaves an index without its segment, which the next writable open removes
+    /// (see `orphan_index`).
     fn remove_unit_files(&self, unit: &Unit) -> Result<()> {
         let fs = self.shared.options.fs.as_ref();
         match unit {

@@ -164,12 +164,30 @@ pub(crate) fn list_units(dir: &Path, options: &FileLogOptions) -> Result<Vec<(Ev
         .collect())
 }
 
-/// Opens the units of `dir`; see the module docs.
+/// Opens the units of `dir`; see the module docs. A writable open then removes the indexes
+/// that removals of segments cut short left behind (see [`crate::orphan_index`]).
 ///
 /// # Errors
 /// I/O errors; `Corruption` for damage that cannot be repaired, or any tail damage under
 /// [`RecoveryMode::Refuse`].
 pub fn recover(dir: &Path, options: &FileLogOptions, read_only: bool) -> Result<Recovered> {
+    let recovered = open_units(dir, options, read_only)?;
+    if !read_only {
+        // Once the units are final: cutting the log back after a power loss changes which
+        // ids it holds, and the gaps it records.
+        let gaps = crate::gaps::load(dir);
+        crate::orphan_index::remove_orphan_indexes(
+            options.fs.as_ref(),
+            dir,
+            &recovered.units,
+            &gaps,
+        );
+    }
+    Ok(recovered)
+}
+
+/// Lists, opens and repairs the units of `dir`: [`recover`] but for the leftover indexes.
+fn open_units(dir: &Path, options: &FileLogOptions, read_only: bool) -> Result<Recovered> {
     let fs = options.fs.as_ref();
     // A read-only open repairs nothing: damage in segments a power loss cut short is
     // reported by its reads, as any other.
