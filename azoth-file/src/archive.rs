@@ -3,8 +3,10 @@
 //!
 //! Each sealed segment wholly at or below `up_to` is copied block by block (same blocks, same
 //! chain hashes) into `<first id>.azarc.tmp`, which is synced, renamed into place and made
-//! durable with a directory fsync; only then is the segment removed. A crash at any point
-//! leaves the segment, the archive, or both (open then removes the segment).
+//! durable with a directory fsync; only then is the segment removed, then its index. A crash
+//! at any point leaves the segment, the archive, or both (open then removes the segment), or
+//! the archive and the segment's index (a writable open removes the index, see
+//! `orphan_index`).
 
 use std::fs::File;
 use std::path::PathBuf;

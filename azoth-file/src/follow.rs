@@ -11,7 +11,9 @@
 //!   block the writer is still writing (`pwrite` is not atomic for readers), not yet visible,
 //!   never an error. It is read again from the same offset next time.
 //! - When the units changed (the writer rotated, archived, or retention removed segments),
-//!   it opens the directory afresh, as the read-only open does.
+//!   it opens the directory afresh, as the read-only open does ([`recover_read_only`]: a
+//!   unit listed but gone when read was archived or deleted meanwhile, and the directory is
+//!   listed again).
 //!
 //! A read-only handle may thus see a block a moment before the writer acknowledges it (the
 //! block is written, its sync not yet returned). It never sees a torn block.
@@ -54,7 +56,7 @@ pub(crate) fn refresh(shared: &Shared) -> Result<()> {
     match active {
         Some(seg) => catch_up(&seg),
         None => {
-            let rec = reload(shared)?;
+            let rec = recover_read_only(&shared.dir, &shared.options)?;
             *shared.units.write() = rec.units;
             *shared.gaps.lock() = crate::gaps::load(&shared.dir);
             Ok(())
@@ -62,21 +64,30 @@ pub(crate) fn refresh(shared: &Shared) -> Result<()> {
     }
 }
 
-/// How many times a fresh open is tried again when a unit's file went away while it read
+/// How many times a read-only open is tried again when a unit's file went away while it read
 /// the directory (the writer archived or deleted it meanwhile).
 const RELOAD_RETRIES: u32 = 16;
 
-/// Opens the directory afresh, as the read-only open does. The writer archives and deletes
-/// units beside it, so a file listed a moment ago may be gone when it is opened: then the
-/// directory is read again.
-fn reload(shared: &Shared) -> Result<recovery::Recovered> {
+/// Opens the units of `dir` read-only: at the read-only open, and afresh when the units
+/// changed. The writer archives and deletes units beside it, so a file listed a moment ago
+/// may be gone when it is opened (`NotFound`): then the directory is listed again. Files
+/// only go away that way: what a retry cannot list again is no longer part of the log, and
+/// what stays missing after the retries is reported.
+///
+/// # Errors
+/// As [`recover`]; `NotFound` only when files kept vanishing through every retry.
+pub(crate) fn recover_read_only(
+    dir: &std::path::Path,
+    options: &crate::FileLogOptions,
+) -> Result<recovery::Recovered> {
     let mut attempts = 0;
     loop {
-        match recover(&shared.dir, &shared.options, true) {
+        match recover(dir, options, true) {
             Err(AzothError::Io(e))
                 if e.kind() == std::io::ErrorKind::NotFound && attempts < RELOAD_RETRIES =>
             {
                 attempts += 1;
+                tracing::debug!(dir = %dir.display(), attempts, "a listed unit went away while opening; listing again");
             }
             other => return other,
         }

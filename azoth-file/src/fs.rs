@@ -1,10 +1,12 @@
 //! The small file-system layer the writer goes through, so tests can make writes and syncs
 //! fail on purpose.
 //!
-//! Only writes, syncs, renames and removals go through it; reads use `std::fs` directly,
-//! because a failed read needs no recovery. [`StdFs`] is the real thing; [`FaultyFs`] wraps it
-//! and fails the operations a test chooses. Neither is part of the stable API.
+//! Writes, syncs, renames, removals and directory listings go through it; reads use `std::fs`
+//! directly, because a failed read needs no recovery. [`StdFs`] is the real thing; [`FaultyFs`]
+//! wraps it and fails the operations a test chooses, or changes the directory right after it
+//! was listed (as a writer beside a read-only handle may). Neither is part of the stable API.
 
+use std::ffi::OsString;
 use std::fmt::Debug;
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -67,6 +69,17 @@ pub trait FileSystem: Send + Sync + Debug {
     /// # Errors
     /// Any I/O error.
     fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// The names of the entries of `dir`. A listing is a snapshot that a writer may outdate
+    /// at once (archival and retention remove files beside readers); going through this
+    /// layer lets a test outdate it deterministically.
+    ///
+    /// # Errors
+    /// Any I/O error.
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<OsString>> {
+        std::fs::read_dir(dir)?
+            .map(|entry| entry.map(|e| e.file_name()))
+            .collect()
+    }
 }
 
 /// The real file system.
@@ -165,10 +178,23 @@ pub struct FaultPlan {
     pub fail_sync_after: Option<u64>,
 }
 
+/// What runs right after the next directory listing (see [`FaultyFs::after_next_list`]).
+type ListHook = Box<dyn FnOnce() + Send>;
+
 /// A [`FileSystem`] over [`StdFs`] that fails the operations its [`FaultPlan`] names.
-#[derive(Debug, Default, Clone)]
+#[derive(Default, Clone)]
 pub struct FaultyFs {
     plan: Arc<Mutex<FaultPlan>>,
+    after_list: Arc<Mutex<Option<ListHook>>>,
+}
+
+impl Debug for FaultyFs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FaultyFs")
+            .field("plan", &*self.plan.lock())
+            .field("after_list", &self.after_list.lock().is_some())
+            .finish()
+    }
 }
 
 impl FaultyFs {
@@ -180,6 +206,12 @@ impl FaultyFs {
     /// Changes the plan.
     pub fn set(&self, f: impl FnOnce(&mut FaultPlan)) {
         f(&mut self.plan.lock());
+    }
+
+    /// Runs `f` once, right after the next directory listing and before its caller reads
+    /// any file it listed: a writer's archival or retention at the worst moment for a reader.
+    pub fn after_next_list(&self, f: impl FnOnce() + Send + 'static) {
+        *self.after_list.lock() = Some(Box::new(f));
     }
 }
 
@@ -257,6 +289,16 @@ impl FileSystem for FaultyFs {
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         StdFs.remove_file(path)
+    }
+
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<OsString>> {
+        let names = StdFs.list_dir(dir)?;
+        // Taken out first: the hook may list directories itself.
+        let hook = self.after_list.lock().take();
+        if let Some(hook) = hook {
+            hook();
+        }
+        Ok(names)
     }
 }
 

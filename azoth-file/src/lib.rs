@@ -44,6 +44,7 @@
 //! | `unit` | the ordered units of the log (segments, archives) |
 //! | `reader` | the cross-segment streaming iterator |
 //! | `recovery` | opening a directory, repairing a torn tail |
+//! | `orphan_index` | indexes left without their segment by a crash, removed at open |
 //! | `follow` | a read-only handle following the writer: new blocks, rotations, removals |
 //! | `verify` | checksums and hash chain of the whole log |
 //! | `archive` | archival of sealed segments (zstd, portable format), [`FileLogStats`] |
@@ -86,6 +87,7 @@ mod gaps;
 mod index;
 mod log;
 mod options;
+mod orphan_index;
 mod reader;
 mod recovery;
 mod segment;

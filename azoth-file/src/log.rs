@@ -367,7 +367,13 @@ impl FileEventLog {
         if read_only {
             write_out_writer_of(dir)?;
         }
-        let rec = recover(dir, &options, read_only)?;
+        // A read-only open shares the directory with a writer that may archive or delete
+        // units between listing it and reading them: it lists again, as `follow` does.
+        let rec = if read_only {
+            crate::follow::recover_read_only(dir, &options)?
+        } else {
+            recover(dir, &options, false)?
+        };
         let writer = if read_only {
             None
         } else {
@@ -685,7 +691,9 @@ impl FileEventLog {
         Ok(sealed_path)
     }
 
-    /// Removes a unit's files from disk.
+    /// Removes a unit's files from disk: a segment's file, then its index. A crash between
+    /// the two leaves an index without its segment, which the next writable open removes
+    /// (see `orphan_index`).
     fn remove_unit_files(&self, unit: &Unit) -> Result<()> {
         let fs = self.shared.options.fs.as_ref();
         match unit {

@@ -161,7 +161,8 @@ impl FileLogOptions {
     /// of the directory (in this process or another): `next_event_id`, `newest_event_id`,
     /// `iter_range`, `get`, `stats` and `verify` first take in the whole blocks appended and
     /// the segments rotated, archived or removed since; a block still being written is not yet
-    /// visible (never an error).
+    /// visible (never an error). A unit the writer archives or removes while this opens (its
+    /// file listed, then gone) is no error either: the directory is listed again.
     ///
     /// # Errors
     /// I/O errors; [`Corruption`](azoth_core::AzothError::Corruption) if the active segment's

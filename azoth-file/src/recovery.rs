@@ -125,27 +125,25 @@ fn find_units(
     }
     let mut superseded = Vec::new();
     for d in &dirs {
-        for entry in std::fs::read_dir(d)? {
-            let entry = entry?;
-            let name = entry.file_name();
+        for name in fs.list_dir(d)? {
             let Some(name) = name.to_str() else { continue };
+            let path = d.join(name);
             match file_name::parse(name) {
                 Some((FileKind::Segment, id)) if d == dir => match found.get(&id) {
                     // Archived, but the crash came before the segment was removed.
-                    Some(Found::Archive(_)) => superseded.push(entry.path()),
+                    Some(Found::Archive(_)) => superseded.push(path),
                     _ => {
-                        found.insert(id, Found::Segment(entry.path()));
+                        found.insert(id, Found::Segment(path));
                     }
                 },
                 Some((FileKind::Archive, id)) => {
-                    if let Some(Found::Segment(p)) = found.insert(id, Found::Archive(entry.path()))
-                    {
+                    if let Some(Found::Segment(p)) = found.insert(id, Found::Archive(path)) {
                         superseded.push(p);
                     }
                 }
                 Some((FileKind::Temp, _)) if !read_only => {
                     // An interrupted index or archive write: the original is still in place.
-                    fs.remove_file(&entry.path())?;
+                    fs.remove_file(&path)?;
                 }
                 _ => {}
             }
@@ -166,12 +164,30 @@ pub(crate) fn list_units(dir: &Path, options: &FileLogOptions) -> Result<Vec<(Ev
         .collect())
 }
 
-/// Opens the units of `dir`; see the module docs.
+/// Opens the units of `dir`; see the module docs. A writable open then removes the indexes
+/// that removals of segments cut short left behind (see [`crate::orphan_index`]).
 ///
 /// # Errors
 /// I/O errors; `Corruption` for damage that cannot be repaired, or any tail damage under
 /// [`RecoveryMode::Refuse`].
 pub fn recover(dir: &Path, options: &FileLogOptions, read_only: bool) -> Result<Recovered> {
+    let recovered = open_units(dir, options, read_only)?;
+    if !read_only {
+        // Once the units are final: cutting the log back after a power loss changes which
+        // ids it holds, and the gaps it records.
+        let gaps = crate::gaps::load(dir);
+        crate::orphan_index::remove_orphan_indexes(
+            options.fs.as_ref(),
+            dir,
+            &recovered.units,
+            &gaps,
+        );
+    }
+    Ok(recovered)
+}
+
+/// Lists, opens and repairs the units of `dir`: [`recover`] but for the leftover indexes.
+fn open_units(dir: &Path, options: &FileLogOptions, read_only: bool) -> Result<Recovered> {
     let fs = options.fs.as_ref();
     // A read-only open repairs nothing: damage in segments a power loss cut short is
     // reported by its reads, as any other.
@@ -240,6 +256,11 @@ pub fn recover(dir: &Path, options: &FileLogOptions, read_only: bool) -> Result<
                         }
                         Some(Arc::new(r))
                     }
+                    // Gone, not damaged: retention deleted it since the directory was listed
+                    // (a read-only open lists again, see `follow`).
+                    Err(AzothError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                        return Err(e.into());
+                    }
                     Err(e) => {
                         tracing::warn!(archive = %path.display(), error = %e, "archive unreadable; reads of it will fail");
                         None
@@ -249,7 +270,10 @@ pub fn recover(dir: &Path, options: &FileLogOptions, read_only: bool) -> Result<
                     first_id,
                     end_id,
                     path: path.clone(),
-                    bytes: std::fs::metadata(path)?.len(),
+                    bytes: match &reader {
+                        Some(r) => r.summary().bytes,
+                        None => std::fs::metadata(path)?.len(),
+                    },
                     reader,
                 })));
             }

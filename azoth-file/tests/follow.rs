@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use azoth_core::EventLog;
-use azoth_file::FileEventLog;
+use azoth_file::fs::FaultyFs;
+use azoth_file::{FileEventLog, FileLogOptions};
 use common::*;
 
 #[test]
@@ -177,4 +178,73 @@ fn a_read_only_handle_looks_again_when_units_go_while_it_reloads_them() {
     }
     writer.join().unwrap();
     assert!(errors.is_empty(), "{} errors: {errors:?}", errors.len());
+}
+
+/// A read-only open over `dir` whose directory listing the writer `log` outdates at once:
+/// `change` runs right after the open listed the directory, before it read any file listed.
+fn open_read_only_racing(
+    dir: &std::path::Path,
+    log: &Arc<FileEventLog>,
+    change: impl FnOnce(&FileEventLog) + Send + 'static,
+) -> azoth_core::Result<FileEventLog> {
+    let fs = FaultyFs::new();
+    let log = Arc::clone(log);
+    fs.after_next_list(move || change(&log));
+    FileLogOptions::default()
+        .file_system(Arc::new(fs))
+        .open_read_only(dir)
+}
+
+#[test]
+fn a_read_only_open_looks_again_when_the_writer_archives_segments_it_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(open_small(dir.path(), 2048));
+    fill(&log, 1, 400, 4);
+    let units = log.units();
+    assert!(units.len() >= 4, "{units:?}");
+    let up_to = units[2].end_event_id - 1;
+    let ro = open_read_only_racing(dir.path(), &log, move |log| {
+        assert_eq!(log.archive(up_to).unwrap().len(), 3);
+    })
+    .unwrap();
+    assert_eq!(ro.file_stats().unwrap().archived_count, 3);
+    assert_eq!(ro.stats().unwrap().event_count, 399);
+    assert_holds(&ro, 1, 400);
+    assert!(ro.verify().unwrap().is_ok());
+}
+
+#[test]
+fn a_read_only_open_looks_again_when_retention_removes_units_it_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(open_small(dir.path(), 2048));
+    fill(&log, 1, 400, 4);
+    let units = log.units();
+    assert!(units.len() >= 6, "{units:?}");
+    // Archive the first two, so that retention removes archives as well as segments.
+    assert_eq!(log.archive(units[1].end_event_id - 1).unwrap().len(), 2);
+    let (front_end, middle) = (units[2].end_event_id - 1, units[4].clone());
+    let removed = middle.clone();
+    let ro = open_read_only_racing(dir.path(), &log, move |log| {
+        // From the front (archives and a segment), then one segment from the middle.
+        assert_eq!(log.delete_range(0, front_end).unwrap() as u64, front_end);
+        assert_eq!(
+            log.delete_range(removed.first_event_id, removed.end_event_id - 1)
+                .unwrap() as u64,
+            removed.event_count()
+        );
+    })
+    .unwrap();
+    let kept = 399 - front_end - middle.event_count();
+    assert_eq!(ro.stats().unwrap().event_count, kept);
+    assert_eq!(ro.oldest_event_id().unwrap(), front_end + 1);
+    assert_eq!(ro.get(middle.first_event_id).unwrap(), None);
+    for id in [
+        front_end + 1,
+        middle.first_event_id - 1,
+        middle.end_event_id,
+        399,
+    ] {
+        assert_eq!(ro.get(id).unwrap(), Some(event(id)), "event {id}");
+    }
+    assert!(ro.verify().unwrap().is_ok());
 }
