@@ -129,6 +129,25 @@ pub trait CanonicalStore: Send + Sync {
         self.apply(&batch)
     }
 
+    /// As [`apply_sorted`](Self::apply_sorted), but calls `before_commit` before the
+    /// transaction can become durable or visible, and applies nothing if it fails. A store
+    /// calls it as late as it can, after the work that precedes its commit: the view's flush
+    /// syncs the log meanwhile on another thread, and waits for that sync here (the store may
+    /// never be ahead of the durable log). A store that retries a transaction may call it
+    /// again; it must then return at once. This default calls it first.
+    ///
+    /// # Errors
+    /// The error of `before_commit`, or as [`apply`](Self::apply); nothing is applied on error.
+    fn apply_sorted_after(
+        &self,
+        writes: &dyn SortedWrites,
+        checkpoint: EventId,
+        before_commit: &mut dyn FnMut() -> Result<()>,
+    ) -> Result<()> {
+        before_commit()?;
+        self.apply_sorted(writes, checkpoint)
+    }
+
     /// The last `EventId` the store reflects; 0 for a new store.
     fn checkpoint(&self) -> Result<EventId>;
 

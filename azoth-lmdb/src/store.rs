@@ -378,6 +378,15 @@ impl CanonicalStore for LmdbStore {
     }
 
     fn apply_sorted(&self, writes: &dyn SortedWrites, checkpoint: EventId) -> Result<()> {
+        self.apply_sorted_after(writes, checkpoint, &mut || Ok(()))
+    }
+
+    fn apply_sorted_after(
+        &self,
+        writes: &dyn SortedWrites,
+        checkpoint: EventId,
+        before_commit: &mut dyn FnMut() -> Result<()>,
+    ) -> Result<()> {
         let _apply = self.apply_lock.lock();
         let live = self.live();
         let (state, system) = (live.state, live.system);
@@ -409,6 +418,9 @@ impl CanonicalStore for LmdbStore {
             }
             visited?;
             system.put(txn, CHECKPOINT_KEY, &checkpoint.to_be_bytes())?;
+            // Last before the commit: the transaction's pages are built while the caller's
+            // work (the log's sync) runs.
+            before_commit()?;
             Ok(())
         })
     }

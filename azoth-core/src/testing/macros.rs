@@ -86,6 +86,7 @@ macro_rules! canonical_store_conformance_tests {
                 scan_prefix_bounds,
                 apply_is_atomic_with_checkpoint,
                 apply_sorted_equals_apply,
+                apply_sorted_after_commits_only_past_before_commit,
                 concurrent_readers_see_whole_applies,
                 metadata,
                 snapshot_iterators,

@@ -315,6 +315,39 @@ pub fn apply_sorted_equals_apply<S: CanonicalStore + 'static>(h: &Harness<S>) {
     }
 }
 
+/// `apply_sorted_after` applies nothing when its `before_commit` fails, and applies the
+/// writes with the checkpoint, as `apply_sorted` does, once it succeeds.
+pub fn apply_sorted_after_commits_only_past_before_commit<S: CanonicalStore + 'static>(
+    h: &Harness<S>,
+) {
+    let store = h.open();
+    let writes = || LentWrites(vec![put(b"k1", b"v1", 1), put(b"k2", b"v2", 2)]);
+    let refused = store.apply_sorted_after(&writes(), 2, &mut || {
+        Err(crate::AzothError::Io(std::io::Error::other(
+            "the log did not sync",
+        )))
+    });
+    assert!(refused.is_err(), "a failed before_commit fails the apply");
+    assert_eq!(ok("checkpoint", store.checkpoint()), 0);
+    assert!(drain(store.range(None, None)).is_empty(), "nothing applied");
+
+    let mut calls = 0;
+    ok(
+        "apply_sorted_after",
+        store.apply_sorted_after(&writes(), 2, &mut || {
+            calls += 1;
+            Ok(())
+        }),
+    );
+    assert!(calls >= 1, "before_commit was called");
+    assert_eq!(ok("checkpoint", store.checkpoint()), 2);
+    let keys: Vec<Key> = drain(store.range(None, None))
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(keys, vec![b"k1".to_vec(), b"k2".to_vec()]);
+}
+
 /// Readers on other threads never see an `apply` in part: every batch sets the keys `a` and
 /// `b` and the checkpoint to the same number.
 pub fn concurrent_readers_see_whole_applies<S: CanonicalStore + 'static>(h: &Harness<S>) {
