@@ -16,11 +16,6 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-mod mapped;
-mod prefault;
-
-pub use mapped::MappedFile;
-
 /// A file the log writes: positional writes, data sync, truncation.
 pub trait WritableFile: Send + Sync + Debug {
     /// Writes all of `buf` at `offset`.
@@ -140,6 +135,110 @@ fn copy_on_write(file: &File) -> bool {
     #[allow(clippy::unnecessary_cast)]
     let kind = stat.f_type as u32;
     matches!(kind, BTRFS | ZFS | BCACHEFS)
+}
+
+/// Writes up to this size go through the map of a [`MappedFile`], larger ones through `pwrite`.
+const MAPPED_WRITE_MAX: usize = 32 * 1024;
+
+/// A [`MappedFile`] starts with this much allocated and mapped, and doubles as writes reach
+/// its end: a log that stays small takes little disk while open.
+const MAPPED_FIRST_LEN: u64 = 1024 * 1024;
+
+/// A segment file whose first bytes are written through a shared memory map: an append
+/// becomes a copy into the page cache instead of a `pwrite` system call, which was 40 % of a
+/// small put under `SyncMode::Never` (measured in `PERFORMANCE.md`). What is copied is in the
+/// page cache at once, exactly as after a `pwrite`: a crash of the process loses none of it,
+/// `fdatasync` writes it, and readers of the file (`pread`, other processes) see it.
+///
+/// The mapped range is allocated on disk first (`fallocate`), so that a copy never meets a
+/// full disk (that would be a `SIGBUS`, not an error). It starts at 1 MiB and doubles, up to
+/// the limit it was made with, when a write reaches its end. Writes past the limit or where
+/// the allocation fails, and every write once the file is cut below the map, go through
+/// `pwrite`: the map is dropped before a truncation, so no page of it ever lies past the end
+/// of the file.
+#[derive(Debug)]
+pub struct MappedFile {
+    file: File,
+    map: Mutex<Option<memmap2::MmapMut>>,
+    limit: u64,
+}
+
+impl MappedFile {
+    fn new(file: &File, limit: u64) -> io::Result<Self> {
+        let file = file.try_clone()?;
+        let map = map_allocated(&file, MAPPED_FIRST_LEN.min(limit))?;
+        Ok(Self {
+            file,
+            map: Mutex::new(Some(map)),
+            limit,
+        })
+    }
+}
+
+/// Allocates the first `len` bytes of `file` on disk and maps them.
+fn map_allocated(file: &File, len: u64) -> io::Result<memmap2::MmapMut> {
+    let Ok(map_len) = usize::try_from(len) else {
+        return Err(io::Error::other("too large to map"));
+    };
+    if map_len == 0 {
+        return Err(io::Error::other("nothing to map"));
+    }
+    fs2::FileExt::allocate(file, len)?;
+    // SAFETY: the map is of this log's active segment, which only this writer changes (it
+    // holds the directory lock). The map covers bytes the file has (allocated just above),
+    // and `MappedFile::set_len` drops it before cutting the file, so no access ever lies past
+    // the file's end; another process truncating the file would break the lock protocol, as
+    // it would for LMDB's map.
+    unsafe { memmap2::MmapOptions::new().len(map_len).map_mut(file) }
+}
+
+impl WritableFile for MappedFile {
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        if buf.len() > MAPPED_WRITE_MAX {
+            // One system call is little beside so many bytes, and `pwrite` fills fresh pages
+            // without a page fault for each, which a copy into the map takes.
+            return self.file.write_all_at(buf, offset);
+        }
+        let end = offset.saturating_add(buf.len() as u64);
+        let mut slot = self.map.lock();
+        if let Some(map) = slot.as_ref() {
+            let mapped = map.len() as u64;
+            if end > mapped && end <= self.limit {
+                let grown = end.max(mapped.saturating_mul(2)).min(self.limit);
+                match map_allocated(&self.file, grown) {
+                    Ok(bigger) => *slot = Some(bigger),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "writing the segment with pwrite from here");
+                        *slot = None;
+                    }
+                }
+            }
+        }
+        if let Some(map) = slot.as_mut() {
+            let range = usize::try_from(offset)
+                .ok()
+                .and_then(|start| Some(start..start.checked_add(buf.len())?));
+            if let Some(bytes) = range.and_then(|r| map.get_mut(r)) {
+                bytes.copy_from_slice(buf);
+                return Ok(());
+            }
+        }
+        drop(slot);
+        self.file.write_all_at(buf, offset)
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        // `fdatasync` writes the file's dirty pages, those dirtied through the map included.
+        self.file.sync_data()
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        let mut map = self.map.lock();
+        if map.as_ref().is_some_and(|m| len < m.len() as u64) {
+            *map = None;
+        }
+        self.file.set_len(len)
+    }
 }
 
 impl FileSystem for StdFs {
