@@ -592,28 +592,29 @@ impl FileEventLog {
         Ok(())
     }
 
-    /// The part of `sync()` under the writer's lock: the gathered tail written out, the
-    /// segments `sealed_meanwhile` and the active one synced, then, when segments were sealed
-    /// without a sync (`any_sealed`), the directory synced and the durable mark moved.
+    /// The part of `sync()` after the writer's lock: the segments `sealed_meanwhile` and the
+    /// active segment's `file` (whose first event is `active_first_id`) synced, then, when
+    /// segments were sealed without a sync (`any_sealed`), the directory synced and the
+    /// durable mark moved to the active segment.
     fn sync_active_and_dir(
         &self,
-        w: &Writer,
+        file: &dyn WritableFile,
+        active_first_id: EventId,
         any_sealed: bool,
         sealed_meanwhile: &[PathBuf],
     ) -> Result<()> {
-        self.shared.check_poisoned()?;
-        self.shared.write_out_tail(None)?;
         self.sync_sealed(sealed_meanwhile)?;
-        if let Err(e) = w.file.sync_data() {
+        if let Err(e) = file.sync_data() {
             self.shared.poison(format!("fdatasync failed: {e}"));
             return Err(e.into());
         }
         if any_sealed {
             let fs = self.shared.options.fs.as_ref();
             fs.sync_dir(&self.shared.dir)?;
-            // Every segment before the active one is durable now: an open after a power
-            // loss need not check them (see `durable_mark`).
-            crate::durable_mark::save(fs, &self.shared.dir, w.seg.first_id)?;
+            // Every segment before the one just synced is durable now: an open after a power
+            // loss need not check them (see `durable_mark`). Had it been sealed meanwhile, it
+            // and its successors stay for the next `sync()`.
+            crate::durable_mark::save(fs, &self.shared.dir, active_first_id)?;
         }
         Ok(())
     }
@@ -942,14 +943,30 @@ impl EventLog for FileEventLog {
             return Err(e);
         }
         let mut w = writer.lock();
-        // Sealed meanwhile: few bytes since the segment above, synced under the lock.
+        // Sealed meanwhile: few bytes since the segment above.
         let sealed_meanwhile = std::mem::take(&mut w.unsynced);
-        let synced = self.sync_active_and_dir(
-            &w,
-            !sealed.is_empty() || !sealed_meanwhile.is_empty(),
-            &sealed_meanwhile,
-        );
+        // Under the lock only what fixes the sync's reach: the gathered tail written out and
+        // the active segment's file taken, so that the sync covers every block appended up
+        // to here. The `fdatasync` itself, which can take tens of milliseconds when a flush
+        // syncs a memtable's worth of log, runs without holding up appends; a rotation
+        // meanwhile leaves the segment in `unsynced`, for the next `sync()`.
+        let prepared = self
+            .shared
+            .check_poisoned()
+            .and_then(|()| self.shared.write_out_tail(None))
+            .map(|()| (Arc::clone(&w.file), w.seg.first_id));
+        drop(w);
+        let any_sealed = !sealed.is_empty() || !sealed_meanwhile.is_empty();
+        let synced = prepared.and_then(|(file, active_first_id)| {
+            self.sync_active_and_dir(
+                file.as_ref(),
+                active_first_id,
+                any_sealed,
+                &sealed_meanwhile,
+            )
+        });
         if synced.is_err() {
+            let mut w = writer.lock();
             // Left for the next `sync()`: until one succeeds, the directory entries of
             // their successors (and the mark) are not durable.
             w.unsynced
