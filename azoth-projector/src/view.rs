@@ -229,7 +229,14 @@ impl View {
             return Err(AzothError::Closed);
         }
         let active_last = tables.active.last_event();
-        if !tables.active.is_empty() || active_last > self.checkpoint() {
+        // An empty memtable is frozen only for events that changed nothing in the view (the
+        // checkpoint must still move past them); one that merely follows a frozen memtable
+        // would cost a flush, with a sync of the log, for nothing.
+        let covered = tables
+            .frozen
+            .first()
+            .map_or_else(|| self.checkpoint(), |newest| newest.last_event());
+        if !tables.active.is_empty() || active_last > covered {
             let fresh = Arc::new(Memtable::with_pools(
                 active_last,
                 Arc::clone(&self.chunks),
@@ -505,6 +512,38 @@ mod tests {
         view.flush(&log).unwrap();
         assert_eq!(store.checkpoint().unwrap(), 1);
         assert!(store.get(b"k").unwrap().is_some());
+    }
+
+    #[test]
+    fn a_memtable_handed_over_is_flushed_once_without_an_empty_one_after_it() {
+        let store = Arc::new(MemoryStore::new());
+        let view = View::new(store.clone(), 0, 0);
+        let log = SyncFails {
+            inner: MemoryEventLog::new(),
+            failing: AtomicBool::new(false),
+        };
+        log.append_batch_with_ids(1, &[b"event".to_vec()]).unwrap();
+        let mut writes = vec![StoreWrite {
+            key: b"k".to_vec(),
+            value: Some(b"v".to_vec()),
+            operation_id: OperationId::new(1, 1),
+        }];
+        view.apply(&mut writes, 1);
+        // A writer ahead of the flusher hands its memtable over; the flusher then flushes.
+        assert!(view.hand_over_to_flush().unwrap());
+        view.flush(&log).unwrap();
+        assert_eq!(
+            view.flushes(),
+            1,
+            "the empty memtable after it was not flushed"
+        );
+        assert_eq!(store.checkpoint().unwrap(), 1);
+        // An empty memtable still carries the checkpoint past events that wrote nothing.
+        log.append_batch_with_ids(2, &[b"no writes".to_vec()])
+            .unwrap();
+        view.apply(&mut Vec::new(), 2);
+        view.flush(&log).unwrap();
+        assert_eq!(store.checkpoint().unwrap(), 2);
     }
 
     #[test]
