@@ -350,7 +350,13 @@ fn apply_after_log_sync(
             }),
             None => Ok(()),
         };
-        store.apply_sorted_after(&frozen.sorted(), checkpoint, &mut synced)
+        let applied = store.apply_sorted_after(&frozen.sorted(), checkpoint, &mut synced);
+        if let Some(handle) = syncing.take() {
+            // The store failed before its commit. The sync's own outcome is the log's to
+            // report (a failed sync poisons it); joined here, a panic in it ends no further.
+            let _ = handle.join();
+        }
+        applied
     })
 }
 
