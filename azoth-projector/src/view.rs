@@ -485,11 +485,12 @@ mod tests {
         }
     }
 
-    fn a_failed_log_sync_leaves_the_store_behind(store: Arc<dyn CanonicalStore>) {
-        let view = View::new(Arc::clone(&store), 0, 0);
+    /// A view over `store` with event 1 in the log and its write of `k` in the memtable.
+    fn view_with_one_write(store: &Arc<dyn CanonicalStore>, sync_fails: bool) -> (View, SyncFails) {
+        let view = View::new(Arc::clone(store), 0, 0);
         let log = SyncFails {
             inner: MemoryEventLog::new(),
-            failing: AtomicBool::new(true),
+            failing: AtomicBool::new(sync_fails),
         };
         log.append_batch_with_ids(1, &[b"event".to_vec()]).unwrap();
         let mut writes = vec![StoreWrite {
@@ -498,6 +499,11 @@ mod tests {
             operation_id: OperationId::new(1, 1),
         }];
         view.apply(&mut writes, 1);
+        (view, log)
+    }
+
+    fn a_failed_log_sync_leaves_the_store_behind(store: Arc<dyn CanonicalStore>) {
+        let (view, log) = view_with_one_write(&store, true);
 
         assert!(
             view.flush(&log).is_err(),
@@ -522,19 +528,8 @@ mod tests {
 
     #[test]
     fn a_memtable_handed_over_is_flushed_once_without_an_empty_one_after_it() {
-        let store = Arc::new(MemoryStore::new());
-        let view = View::new(store.clone(), 0, 0);
-        let log = SyncFails {
-            inner: MemoryEventLog::new(),
-            failing: AtomicBool::new(false),
-        };
-        log.append_batch_with_ids(1, &[b"event".to_vec()]).unwrap();
-        let mut writes = vec![StoreWrite {
-            key: b"k".to_vec(),
-            value: Some(b"v".to_vec()),
-            operation_id: OperationId::new(1, 1),
-        }];
-        view.apply(&mut writes, 1);
+        let store: Arc<dyn CanonicalStore> = Arc::new(MemoryStore::new());
+        let (view, log) = view_with_one_write(&store, false);
         // A writer ahead of the flusher hands its memtable over; the flusher then flushes.
         assert!(view.hand_over_to_flush().unwrap());
         view.flush(&log).unwrap();
