@@ -68,6 +68,9 @@ pub(crate) struct Shared {
     maintenance: Mutex<()>,
     /// Why the log refuses writes, once a sync failed.
     poisoned: Mutex<Option<String>>,
+    /// Held through every `fdatasync` of the active segment's file (see
+    /// [`Shared::sync_active`]).
+    active_sync: Mutex<()>,
     /// The active segment's file and its blocks not yet written to it; `None` for a
     /// read-only handle. Taken after the writer's lock, never before it.
     tail: Mutex<Option<Tail>>,
@@ -274,6 +277,21 @@ impl Shared {
         Ok(())
     }
 
+    /// `fdatasync`s the active segment's `file`; a failure poisons the log (`what` says which
+    /// sync failed). Linux reports a failed write-back to only one of the `fdatasync`s of an
+    /// open file that run at the time: an append's under `Always` could return success while
+    /// a `sync()` beside it took the error, and the append's block would be acknowledged
+    /// without being on disk. So these syncs run one at a time, and one that succeeds still
+    /// fails if one before it poisoned the log.
+    fn sync_active(&self, file: &dyn WritableFile, what: &str) -> Result<()> {
+        let _one_at_a_time = self.active_sync.lock();
+        if let Err(e) = file.sync_data() {
+            self.poison(format!("{what} failed: {e}"));
+            return Err(e.into());
+        }
+        self.check_poisoned()
+    }
+
     fn check_poisoned(&self) -> Result<()> {
         match &*self.poisoned.lock() {
             Some(detail) => Err(AzothError::Poisoned {
@@ -401,6 +419,7 @@ impl FileEventLog {
             maintenance: Mutex::new(()),
             options,
             poisoned: Mutex::new(None),
+            active_sync: Mutex::new(()),
             tail: Mutex::new(writer.as_ref().map(|(w, file_len)| Tail {
                 file: Arc::clone(&w.file),
                 seg: Arc::clone(&w.seg),
@@ -556,10 +575,7 @@ impl FileEventLog {
             tail.end()
         };
         if always {
-            if let Err(e) = w.file.sync_data() {
-                self.shared.poison(format!("fdatasync failed: {e}"));
-                return Err(e.into());
-            }
+            self.shared.sync_active(w.file.as_ref(), "fdatasync")?;
         }
         w.offset = end;
         w.next_id += events.len() as u64;
@@ -604,10 +620,7 @@ impl FileEventLog {
         sealed_meanwhile: &[PathBuf],
     ) -> Result<()> {
         self.sync_sealed(sealed_meanwhile)?;
-        if let Err(e) = file.sync_data() {
-            self.shared.poison(format!("fdatasync failed: {e}"));
-            return Err(e.into());
-        }
+        self.shared.sync_active(file, "fdatasync")?;
         if any_sealed {
             let fs = self.shared.options.fs.as_ref();
             fs.sync_dir(&self.shared.dir)?;
@@ -636,11 +649,8 @@ impl FileEventLog {
         // of even a small file can force the file system to write back the whole segment.
         let durable = self.shared.options.sync_mode != SyncMode::Never;
         if durable {
-            if let Err(e) = w.file.sync_data() {
-                self.shared
-                    .poison(format!("fdatasync at rotation failed: {e}"));
-                return Err(e.into());
-            }
+            self.shared
+                .sync_active(w.file.as_ref(), "fdatasync at rotation")?;
         }
         let (segment_len, last_hash) = match self.shared.tail.lock().as_ref() {
             Some(t) => (t.written, t.last_hash),
@@ -768,9 +778,8 @@ fn spawn_syncer(shared: &Arc<Shared>, ms: u64) -> Result<Syncer> {
                     }
                 };
                 if let Some(file) = file {
-                    if let Err(e) = file.sync_data() {
-                        shared.poison(format!("background fdatasync failed: {e}"));
-                    }
+                    // A failure poisons the log, which refuses what comes next.
+                    let _ = shared.sync_active(file.as_ref(), "background fdatasync");
                 }
             }
         })?;
@@ -799,7 +808,8 @@ impl Drop for FileEventLog {
         }
         if let Some(w) = &self.writer {
             if self.shared.check_poisoned().is_ok() {
-                if let Err(e) = w.lock().file.sync_data() {
+                let file = Arc::clone(&w.lock().file);
+                if let Err(e) = self.shared.sync_active(file.as_ref(), "final fdatasync") {
                     tracing::error!(dir = %self.shared.dir.display(), error = %e, "final fdatasync failed");
                 }
             }

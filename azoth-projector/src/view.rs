@@ -341,14 +341,25 @@ fn apply_after_log_sync(
                 None
             }
         };
-        // Called before the store's commit, perhaps more than once (a retried transaction).
-        let mut synced = || match syncing.take() {
-            Some(handle) => handle.join().unwrap_or_else(|_| {
-                Err(AzothError::Io(std::io::Error::other(
-                    "the log's sync panicked",
-                )))
-            }),
-            None => Ok(()),
+        // Called before the store's commit, perhaps more than once (a retried transaction):
+        // a failed sync fails every call.
+        let mut sync_failed = false;
+        let mut synced = || {
+            if let Some(handle) = syncing.take() {
+                let outcome = handle.join().unwrap_or_else(|_| {
+                    Err(AzothError::Io(std::io::Error::other(
+                        "the log's sync panicked",
+                    )))
+                });
+                sync_failed = outcome.is_err();
+                return outcome;
+            }
+            if sync_failed {
+                return Err(AzothError::Io(std::io::Error::other(
+                    "the log's sync failed",
+                )));
+            }
+            Ok(())
         };
         let applied = store.apply_sorted_after(&frozen.sorted(), checkpoint, &mut synced);
         if let Some(handle) = syncing.take() {
