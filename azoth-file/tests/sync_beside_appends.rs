@@ -3,92 +3,43 @@
 
 mod common;
 
-use std::io;
-use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use azoth_core::{EventLog, SyncMode};
 use azoth_file::FileLogOptions;
-use azoth_file::fs::{FileSystem, StdFs, WritableFile};
 use common::*;
-use crossbeam_channel::{Receiver, Sender};
-use parking_lot::Mutex;
-
-/// The real file system, except that a data sync announces itself and then waits until the
-/// test lets it go on, while `held` is set.
-#[derive(Debug, Clone)]
-struct HeldSyncs {
-    held: Arc<Mutex<bool>>,
-    entered: Sender<()>,
-    release: Receiver<()>,
-}
-
-#[derive(Debug)]
-struct HeldFile {
-    inner: Arc<dyn WritableFile>,
-    fs: HeldSyncs,
-}
-
-impl WritableFile for HeldFile {
-    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        self.inner.write_all_at(buf, offset)
-    }
-
-    fn sync_data(&self) -> io::Result<()> {
-        if *self.fs.held.lock() {
-            self.fs.entered.send(()).map_err(io::Error::other)?;
-            self.fs.release.recv().map_err(io::Error::other)?;
-        }
-        self.inner.sync_data()
-    }
-
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.inner.set_len(len)
-    }
-}
-
-impl FileSystem for HeldSyncs {
-    fn open_writable(&self, path: &Path, create: bool) -> io::Result<Arc<dyn WritableFile>> {
-        Ok(Arc::new(HeldFile {
-            inner: StdFs.open_writable(path, create)?,
-            fs: self.clone(),
-        }))
-    }
-
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        StdFs.sync_dir(dir)
-    }
-
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        StdFs.rename(from, to)
-    }
-
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        StdFs.remove_file(path)
-    }
-}
 
 #[test]
 fn appends_go_on_while_a_sync_waits_for_the_disk() {
     let dir = tempfile::tempdir().unwrap();
     let (entered_tx, entered) = crossbeam_channel::unbounded();
-    let (release, release_rx) = crossbeam_channel::unbounded();
-    let fs = HeldSyncs {
-        held: Arc::new(Mutex::new(false)),
-        entered: entered_tx,
-        release: release_rx,
+    let (release, release_rx) = crossbeam_channel::unbounded::<()>();
+    // While `held`, a data sync announces itself, then waits until the test lets it go on.
+    let held = Arc::new(AtomicBool::new(false));
+    let fs = SyncHookFs {
+        on_sync: Arc::new({
+            let held = Arc::clone(&held);
+            move |file| {
+                if held.load(Ordering::SeqCst) {
+                    entered_tx.send(()).map_err(std::io::Error::other)?;
+                    release_rx.recv().map_err(std::io::Error::other)?;
+                }
+                file.sync_data()
+            }
+        }),
     };
     let log = Arc::new(
         FileLogOptions::default()
             .sync_mode(SyncMode::Never)
             .segment_size(64 * 1024)
-            .file_system(Arc::new(fs.clone()))
+            .file_system(Arc::new(fs))
             .open(dir.path())
             .unwrap(),
     );
     fill(&log, 1, 51, 100);
-    *fs.held.lock() = true;
+    held.store(true, Ordering::SeqCst);
     let syncing = {
         let log = Arc::clone(&log);
         std::thread::spawn(move || log.sync())
@@ -110,7 +61,7 @@ fn appends_go_on_while_a_sync_waits_for_the_disk() {
         appending.is_finished()
     });
     // Let every sync go on (the one held, and any the rotation asks for).
-    *fs.held.lock() = false;
+    held.store(false, Ordering::SeqCst);
     for _ in 0..16 {
         let _ = release.send(());
     }

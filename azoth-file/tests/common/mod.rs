@@ -71,3 +71,65 @@ pub fn open_always(dir: &Path) -> FileEventLog {
         .open(dir)
         .unwrap()
 }
+
+/// What [`SyncHookFs`] runs in place of a file's data sync, given the real file to sync (or
+/// not).
+pub type OnSync = dyn Fn(&dyn azoth_file::fs::WritableFile) -> std::io::Result<()> + Send + Sync;
+
+/// The real file system, except that a file's data sync runs the test's `on_sync`: a way to
+/// hold a sync, or fail it, where and when a test chooses.
+#[derive(Clone)]
+pub struct SyncHookFs {
+    pub on_sync: std::sync::Arc<OnSync>,
+}
+
+impl std::fmt::Debug for SyncHookFs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SyncHookFs")
+    }
+}
+
+#[derive(Debug)]
+struct SyncHookFile {
+    inner: std::sync::Arc<dyn azoth_file::fs::WritableFile>,
+    fs: SyncHookFs,
+}
+
+impl azoth_file::fs::WritableFile for SyncHookFile {
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        self.inner.write_all_at(buf, offset)
+    }
+
+    fn sync_data(&self) -> std::io::Result<()> {
+        (self.fs.on_sync)(self.inner.as_ref())
+    }
+
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.inner.set_len(len)
+    }
+}
+
+impl azoth_file::fs::FileSystem for SyncHookFs {
+    fn open_writable(
+        &self,
+        path: &Path,
+        create: bool,
+    ) -> std::io::Result<std::sync::Arc<dyn azoth_file::fs::WritableFile>> {
+        Ok(std::sync::Arc::new(SyncHookFile {
+            inner: azoth_file::fs::StdFs.open_writable(path, create)?,
+            fs: self.clone(),
+        }))
+    }
+
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+        azoth_file::fs::StdFs.sync_dir(dir)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        azoth_file::fs::StdFs.rename(from, to)
+    }
+
+    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
+        azoth_file::fs::StdFs.remove_file(path)
+    }
+}
