@@ -266,26 +266,18 @@ pub fn delete_range_semantics<L: EventLog + 'static>(h: &Harness<L>) {
     ok("rotate", log.rotate());
     append_singles(&log, 11..=12);
 
-    assert_eq!(
-        ok("delete_range", log.delete_range(1, 3)),
-        0,
-        "partly covered unit"
-    );
-    assert_eq!(
-        ok("delete_range", log.delete_range(2, 5)),
-        0,
-        "partly covered unit"
-    );
-    assert_eq!(
-        ok("delete_range", log.delete_range(6, 9)),
-        0,
-        "partly covered unit"
-    );
-    assert_eq!(
-        ok("delete_range", log.delete_range(9, 3)),
-        0,
-        "inverted range"
-    );
+    for (start, end, deleted, what) in [
+        (1, 3, 0, "partly covered unit"),
+        (2, 5, 0, "partly covered unit"),
+        (6, 9, 0, "partly covered unit"),
+        (9, 3, 0, "inverted range"),
+    ] {
+        assert_eq!(
+            ok("delete_range", log.delete_range(start, end)),
+            deleted,
+            "{what}"
+        );
+    }
     assert_eq!(ids(&log, 0, None), (1..=12).collect::<Vec<_>>());
 
     assert_eq!(ok("delete_range", log.delete_range(0, 5)), 5);
@@ -418,41 +410,21 @@ pub fn edge_cases<L: EventLog + 'static>(h: &Harness<L>) {
     assert_eq!(ok("get", log.get(12)), None, "a refused append wrote 12");
     assert_stats_agree(&log, "four units");
 
-    assert_eq!(
-        ok("delete_range", log.delete_range(4, 6)),
-        3,
-        "a middle unit"
-    );
-    assert_eq!(
-        ok("delete_range", log.delete_range(4, 6)),
-        0,
-        "deleting it again"
-    );
-    assert_eq!(
-        ok("delete_range", log.delete_range(1, 2)),
-        0,
-        "part of a unit"
-    );
-    assert_eq!(
-        ok("delete_range", log.delete_range(2, 9)),
-        3,
-        "part of one, all of another"
-    );
-    assert_eq!(
-        ok("delete_range", log.delete_range(10, 11)),
-        0,
-        "the active unit"
-    );
-    assert_eq!(
-        ok("delete_range", log.delete_range(11, 10)),
-        0,
-        "start > end"
-    );
-    assert_eq!(
-        ok("delete_range", log.delete_range(12, u64::MAX)),
-        0,
-        "past the newest"
-    );
+    for (start, end, deleted, what) in [
+        (4, 6, 3, "a middle unit"),
+        (4, 6, 0, "deleting it again"),
+        (1, 2, 0, "part of a unit"),
+        (2, 9, 3, "part of one, all of another"),
+        (10, 11, 0, "the active unit"),
+        (11, 10, 0, "start > end"),
+        (12, u64::MAX, 0, "past the newest"),
+    ] {
+        assert_eq!(
+            ok("delete_range", log.delete_range(start, end)),
+            deleted,
+            "{what}"
+        );
+    }
 
     let holed = |log: &L, what: &str| {
         let mut all: Vec<(EventId, Vec<u8>)> =
