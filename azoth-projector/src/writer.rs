@@ -429,14 +429,19 @@ mod tests {
             self.max_group
                 .fetch_max(group.len() as u64, Ordering::Relaxed);
             std::thread::yield_now();
-            for r in group {
-                let count = r.drafts.len() as u64;
-                r.outcome = Some(Ok(Ids {
-                    timestamp: 0,
-                    first: self.next.fetch_add(count, Ordering::SeqCst),
-                    count,
-                }));
-            }
+            give_ids(group, &self.next);
+        }
+    }
+
+    /// Acknowledges every request of `group` with the next ids from `next`.
+    fn give_ids(group: &mut [Request], next: &AtomicU64) {
+        for r in group {
+            let count = r.drafts.len() as u64;
+            r.outcome = Some(Ok(Ids {
+                timestamp: 0,
+                first: next.fetch_add(count, Ordering::SeqCst),
+                count,
+            }));
         }
     }
 
@@ -529,14 +534,7 @@ mod tests {
                     self.over_budget.fetch_add(1, Ordering::Relaxed);
                 }
                 std::thread::yield_now();
-                for r in group {
-                    let count = r.drafts.len() as u64;
-                    r.outcome = Some(Ok(Ids {
-                        timestamp: 0,
-                        first: self.next.fetch_add(count, Ordering::SeqCst),
-                        count,
-                    }));
-                }
+                give_ids(group, &self.next);
             }
         }
         let mut writer = Writer::new(64, 64);
