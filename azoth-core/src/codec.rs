@@ -9,19 +9,28 @@
 //!
 //! The version byte lets a later build read events written by earlier ones: a decoder knows
 //! every version up to [`EVENT_FORMAT_VERSION`] and refuses newer ones with
-//! [`AzothError::UnsupportedVersion`]. Version 1 encodes the enum as rmp-serde's default
-//! (externally tagged variant, fields as an array, keys and values as MessagePack `bin`).
+//! [`AzothError::UnsupportedVersion`].
+//!
+//! - Version 1 is rmp-serde's default encoding: each enum variant as its name (a
+//!   `WriteEvent` `Put` spends 15 bytes on `"WriteEvent"` and `"Put"`), fields as an array,
+//!   keys and values as MessagePack `bin`.
+//! - Version 2, written since, is the same MessagePack with each variant as its index in
+//!   declaration order (one byte). rmp-serde reads both forms, so both versions decode
+//!   through it.
 
 use crate::error::{AzothError, Result};
-use crate::types::{DatabaseEvent, Operation, OperationId};
+use crate::types::{DatabaseEvent, Operation};
+
+mod msgpack;
 
 /// The version byte written in front of every encoded event.
-pub const EVENT_FORMAT_VERSION: u8 = 1;
+pub const EVENT_FORMAT_VERSION: u8 = 2;
 
 /// Encodes `event` as version byte + MessagePack.
 ///
 /// # Errors
-/// [`AzothError::Encoding`] if serialization fails (it does not for well-formed events).
+/// [`AzothError::Encoding`] if a key, value or payload is 4 GiB or longer (MessagePack's
+/// limit).
 pub fn encode_event(event: &DatabaseEvent) -> Result<Vec<u8>> {
     let mut buf = Vec::with_capacity(encoded_len_hint(event));
     encode_event_into(event, &mut buf)?;
@@ -30,8 +39,8 @@ pub fn encode_event(event: &DatabaseEvent) -> Result<Vec<u8>> {
 
 /// About the encoded size of `event`, so that one allocation holds it.
 fn encoded_len_hint(event: &DatabaseEvent) -> usize {
-    // Version, tags, variant names, two u64 ids, the bin headers: under 64 bytes.
-    64 + match event {
+    // Version, tags, two u64 ids, the bin headers: under 32 bytes.
+    32 + match event {
         DatabaseEvent::WriteEvent { operation, .. } => match operation {
             Operation::Put { key, value } => key.len() + value.len(),
             Operation::Delete { key } => key.len(),
@@ -45,17 +54,11 @@ fn encoded_len_hint(event: &DatabaseEvent) -> usize {
 /// Appends the encoding of `event` to `buf`, to reuse one buffer across many events.
 ///
 /// # Errors
-/// [`AzothError::Encoding`] if serialization fails.
+/// [`AzothError::Encoding`] if a key, value or payload is 4 GiB or longer. `buf` may then
+/// hold part of the event after what it held before.
 pub fn encode_event_into(event: &DatabaseEvent, buf: &mut Vec<u8>) -> Result<()> {
     buf.push(EVENT_FORMAT_VERSION);
-    if let DatabaseEvent::WriteEvent {
-        operation,
-        operation_id,
-    } = event
-    {
-        return write_event::encode(operation, *operation_id, buf);
-    }
-    rmp_serde::encode::write(buf, event).map_err(|e| AzothError::Encoding(e.to_string()))
+    msgpack::encode(event, buf)
 }
 
 /// Decodes bytes written by [`encode_event`] (any version up to [`EVENT_FORMAT_VERSION`]).
@@ -67,170 +70,25 @@ pub fn decode_event(bytes: &[u8]) -> Result<DatabaseEvent> {
     let (&version, body) = bytes
         .split_first()
         .ok_or_else(|| AzothError::Encoding("empty event".into()))?;
-    match version {
-        1 => match write_event::decode(body) {
-            Some(event) => Ok(event),
-            None => rmp_serde::from_slice(body).map_err(|e| AzothError::Encoding(e.to_string())),
-        },
-        0 => Err(AzothError::Encoding(
-            "event format version 0 is not valid".into(),
-        )),
-        found => Err(AzothError::UnsupportedVersion {
-            what: "event",
-            found: u32::from(found),
-            supported: u32::from(EVENT_FORMAT_VERSION),
-        }),
-    }
-}
-
-/// The `WriteEvent`s — nearly every event of a key-value database — encoded and decoded by
-/// hand, byte for byte as rmp-serde does (the tests compare both): serde's generic path
-/// (variant names matched as strings, a `Vec` grown byte by byte for `bin`) was most of the
-/// time of a replay or a catch-up.
-///
-/// ```text
-/// 81 aa "WriteEvent"  92  81 a3 "Put"    92 bin(key) bin(value)   92 uint(ts) uint(seq)
-///                         81 a6 "Delete" 91 bin(key)
-/// ```
-mod write_event {
-    use super::{AzothError, DatabaseEvent, Operation, OperationId, Result};
-
-    const HEAD: &[u8] = b"\x81\xaaWriteEvent\x92\x81";
-    const PUT: &[u8] = b"\xa3Put\x92";
-    const DELETE: &[u8] = b"\xa6Delete\x91";
-
-    pub(super) fn encode(operation: &Operation, id: OperationId, buf: &mut Vec<u8>) -> Result<()> {
-        buf.extend_from_slice(HEAD);
-        match operation {
-            Operation::Put { key, value } => {
-                buf.extend_from_slice(PUT);
-                bin(key, buf)?;
-                bin(value, buf)?;
-            }
-            Operation::Delete { key } => {
-                buf.extend_from_slice(DELETE);
-                bin(key, buf)?;
-            }
+    let variants = match version {
+        1 => msgpack::Variants::Named,
+        2 => msgpack::Variants::Indexed,
+        0 => {
+            return Err(AzothError::Encoding(
+                "event format version 0 is not valid".into(),
+            ));
         }
-        buf.push(0x92);
-        uint(id.timestamp, buf);
-        uint(id.sequence, buf);
-        Ok(())
-    }
-
-    fn bin(b: &[u8], buf: &mut Vec<u8>) -> Result<()> {
-        if let Ok(n) = u8::try_from(b.len()) {
-            buf.push(0xc4);
-            buf.push(n);
-        } else if let Ok(n) = u16::try_from(b.len()) {
-            buf.push(0xc5);
-            buf.extend_from_slice(&n.to_be_bytes());
-        } else if let Ok(n) = u32::try_from(b.len()) {
-            buf.push(0xc6);
-            buf.extend_from_slice(&n.to_be_bytes());
-        } else {
-            return Err(AzothError::Encoding(format!(
-                "{} bytes do not fit a MessagePack bin",
-                b.len()
-            )));
+        found => {
+            return Err(AzothError::UnsupportedVersion {
+                what: "event",
+                found: u32::from(found),
+                supported: u32::from(EVENT_FORMAT_VERSION),
+            });
         }
-        buf.extend_from_slice(b);
-        Ok(())
-    }
-
-    /// The shortest form, as rmp writes unsigned integers.
-    fn uint(v: u64, buf: &mut Vec<u8>) {
-        if v < 128 {
-            buf.push(v as u8);
-        } else if let Ok(n) = u8::try_from(v) {
-            buf.push(0xcc);
-            buf.push(n);
-        } else if let Ok(n) = u16::try_from(v) {
-            buf.push(0xcd);
-            buf.extend_from_slice(&n.to_be_bytes());
-        } else if let Ok(n) = u32::try_from(v) {
-            buf.push(0xce);
-            buf.extend_from_slice(&n.to_be_bytes());
-        } else {
-            buf.push(0xcf);
-            buf.extend_from_slice(&v.to_be_bytes());
-        }
-    }
-
-    /// Decodes a `WriteEvent` in exactly the layout above; `None` for anything else (another
-    /// variant, another integer form, trailing bytes, damage), which the caller hands to
-    /// rmp-serde, so this path never accepts what rmp-serde would refuse or read otherwise.
-    pub(super) fn decode(b: &[u8]) -> Option<DatabaseEvent> {
-        let mut r = Reader(b);
-        r.tag(HEAD)?;
-        let operation = if r.0.starts_with(PUT) {
-            r.tag(PUT)?;
-            let key = r.bin()?;
-            let value = r.bin()?;
-            Operation::Put { key, value }
-        } else {
-            r.tag(DELETE)?;
-            Operation::Delete { key: r.bin()? }
-        };
-        r.tag(&[0x92])?;
-        let timestamp = r.uint()?;
-        let sequence = r.uint()?;
-        if !r.0.is_empty() {
-            return None;
-        }
-        Some(DatabaseEvent::WriteEvent {
-            operation,
-            operation_id: OperationId::new(timestamp, sequence),
-        })
-    }
-
-    struct Reader<'a>(&'a [u8]);
-
-    impl Reader<'_> {
-        fn tag(&mut self, tag: &[u8]) -> Option<()> {
-            self.0 = self.0.strip_prefix(tag)?;
-            Some(())
-        }
-
-        fn take(&mut self, n: usize) -> Option<&[u8]> {
-            if self.0.len() < n {
-                return None;
-            }
-            let (head, rest) = self.0.split_at(n);
-            self.0 = rest;
-            Some(head)
-        }
-
-        fn be(&mut self, n: usize) -> Option<u64> {
-            Some(
-                self.take(n)?
-                    .iter()
-                    .fold(0u64, |acc, &b| (acc << 8) | u64::from(b)),
-            )
-        }
-
-        fn bin(&mut self) -> Option<Vec<u8>> {
-            let marker = *self.take(1)?.first()?;
-            let len = match marker {
-                0xc4 => self.be(1)?,
-                0xc5 => self.be(2)?,
-                0xc6 => self.be(4)?,
-                _ => return None,
-            };
-            Some(self.take(usize::try_from(len).ok()?)?.to_vec())
-        }
-
-        fn uint(&mut self) -> Option<u64> {
-            let marker = *self.take(1)?.first()?;
-            match marker {
-                0x00..=0x7f => Some(u64::from(marker)),
-                0xcc => self.be(1),
-                0xcd => self.be(2),
-                0xce => self.be(4),
-                0xcf => self.be(8),
-                _ => None,
-            }
-        }
+    };
+    match msgpack::decode_write_event(body, variants) {
+        Some(event) => Ok(event),
+        None => rmp_serde::from_slice(body).map_err(|e| AzothError::Encoding(e.to_string())),
     }
 }
 
@@ -278,8 +136,49 @@ mod tests {
         }
     }
 
+    /// Version 1: rmp-serde's own encoding, variants by name.
+    fn version_1(event: &DatabaseEvent) -> Vec<u8> {
+        let mut bytes = vec![1];
+        rmp_serde::encode::write(&mut bytes, event).unwrap();
+        bytes
+    }
+
+    /// What version 2 must be: version 1 with each variant name replaced by its index.
+    fn names_to_indices(v1: &[u8]) -> Vec<u8> {
+        let renames: [(&[u8], &[u8]); 5] = [
+            (
+                b"\x81\xaaWriteEvent\x92\x81\xa3Put",
+                b"\x81\x00\x92\x81\x00",
+            ),
+            (
+                b"\x81\xaaWriteEvent\x92\x81\xa6Delete",
+                b"\x81\x00\x92\x81\x01",
+            ),
+            (b"\x81\xa9ReadEvent", b"\x81\x01"),
+            (b"\x81\xafCompactionEvent", b"\x81\x02"),
+            (b"\x81\xa8AppEvent", b"\x81\x03"),
+        ];
+        let body = &v1[1..];
+        for (named, indexed) in renames {
+            if let Some(rest) = body.strip_prefix(named) {
+                return [&[2u8][..], indexed, rest].concat();
+            }
+        }
+        panic!("no variant name at the start of {body:02x?}");
+    }
+
     #[test]
-    fn write_events_are_byte_for_byte_what_rmp_serde_writes() {
+    fn version_2_is_rmp_serde_with_variants_by_index() {
+        for event in samples() {
+            let v2 = encode_event(&event).unwrap();
+            assert_eq!(v2, names_to_indices(&version_1(&event)), "{event:?}");
+            let generic: DatabaseEvent = rmp_serde::from_slice(&v2[1..]).unwrap();
+            assert_eq!(generic, event);
+        }
+    }
+
+    #[test]
+    fn every_version_decodes_write_events_as_rmp_serde_does() {
         let sizes = [0usize, 1, 16, 255, 256, 65_535, 65_536];
         let ints = [
             0u64,
@@ -313,13 +212,24 @@ mod tests {
                     operation_id: id,
                 };
                 for event in [put, delete] {
-                    let mut reference = vec![EVENT_FORMAT_VERSION];
-                    rmp_serde::encode::write(&mut reference, &event).unwrap();
-                    let fast = encode_event(&event).unwrap();
-                    assert_eq!(fast, reference, "klen {klen} vlen {vlen} ts {ts} seq {seq}");
-                    assert_eq!(decode_event(&fast).unwrap(), event);
-                    let slow: DatabaseEvent = rmp_serde::from_slice(&fast[1..]).unwrap();
-                    assert_eq!(slow, event);
+                    let v1 = version_1(&event);
+                    let v2 = encode_event(&event).unwrap();
+                    let at = format!("klen {klen} vlen {vlen} ts {ts} seq {seq}");
+                    assert_eq!(v2, names_to_indices(&v1), "{at}");
+                    for bytes in [v1, v2] {
+                        let fast = msgpack::decode_write_event(
+                            &bytes[1..],
+                            if bytes[0] == 1 {
+                                msgpack::Variants::Named
+                            } else {
+                                msgpack::Variants::Indexed
+                            },
+                        );
+                        assert_eq!(fast.as_ref(), Some(&event), "{at}");
+                        assert_eq!(decode_event(&bytes).unwrap(), event, "{at}");
+                        let generic: DatabaseEvent = rmp_serde::from_slice(&bytes[1..]).unwrap();
+                        assert_eq!(generic, event, "{at}");
+                    }
                 }
             }
         }
@@ -332,7 +242,7 @@ mod tests {
         // A trailing byte: not the fast path's layout.
         bytes.push(0);
         assert!(
-            write_event::decode(&bytes[1..]).is_none(),
+            msgpack::decode_write_event(&bytes[1..], msgpack::Variants::Indexed).is_none(),
             "trailing bytes accepted"
         );
         // A non-minimal integer (u64 form of 42): rmp-serde reads it, so must we.
@@ -353,10 +263,11 @@ mod tests {
             },
             operation_id: OperationId::new(u64::MAX, u64::MAX),
         };
-        // A `bin` encoding costs 2 bytes of header per field, not one byte per element.
+        // A `bin` encoding costs 2 bytes of header per field, not one byte per element, and
+        // a variant one byte, not its name.
         let len = encode_event(&event).unwrap().len();
-        // (Variant names and two u64::MAX ids account for the rest.)
-        assert!(len < 16 + 100 + 60, "{len} bytes");
+        // (Version, tags and two u64::MAX ids account for the rest.)
+        assert_eq!(len, 1 + 6 + (2 + 16) + (2 + 100) + 1 + 9 + 9);
     }
 
     #[test]

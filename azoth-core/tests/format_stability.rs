@@ -16,11 +16,62 @@ fn the_documented_event_envelope() {
         operation_id: OperationId::new(1, 2),
     };
     let expected: &[u8] = &[
-        0x01, 0x81, 0xaa, b'W', b'r', b'i', b't', b'e', b'E', b'v', b'e', b'n', b't', 0x92, 0x81,
-        0xa3, b'P', b'u', b't', 0x92, 0xc4, 0x01, b'k', 0xc4, 0x01, b'v', 0x92, 0x01, 0x02,
+        0x02, 0x81, 0x00, 0x92, 0x81, 0x00, 0x92, 0xc4, 0x01, b'k', 0xc4, 0x01, b'v', 0x92, 0x01,
+        0x02,
     ];
     assert_eq!(encode_event(&event).unwrap(), expected);
     assert_eq!(decode_event(expected).unwrap(), event);
+
+    // Version 1, written by earlier builds, still reads.
+    let version_1: &[u8] = &[
+        0x01, 0x81, 0xaa, b'W', b'r', b'i', b't', b'e', b'E', b'v', b'e', b'n', b't', 0x92, 0x81,
+        0xa3, b'P', b'u', b't', 0x92, 0xc4, 0x01, b'k', 0xc4, 0x01, b'v', 0x92, 0x01, 0x02,
+    ];
+    assert_eq!(decode_event(version_1).unwrap(), event);
+}
+
+#[test]
+fn the_documented_variant_indices() {
+    let id = OperationId::new(1, 2);
+    let cases: [(DatabaseEvent, &[u8]); 4] = [
+        (
+            DatabaseEvent::WriteEvent {
+                operation: Operation::Delete { key: b"k".to_vec() },
+                operation_id: id,
+            },
+            &[
+                0x02, 0x81, 0x00, 0x92, 0x81, 0x01, 0x91, 0xc4, 0x01, b'k', 0x92, 0x01, 0x02,
+            ],
+        ),
+        (
+            DatabaseEvent::ReadEvent {
+                key: b"k".to_vec(),
+                operation_id: id,
+            },
+            &[0x02, 0x81, 0x01, 0x92, 0xc4, 0x01, b'k', 0x92, 0x01, 0x02],
+        ),
+        (
+            DatabaseEvent::CompactionEvent {
+                level: 3,
+                operation_id: id,
+            },
+            &[0x02, 0x81, 0x02, 0x92, 0x03, 0x92, 0x01, 0x02],
+        ),
+        (
+            DatabaseEvent::AppEvent {
+                kind: "K".into(),
+                payload: b"p".to_vec(),
+                operation_id: id,
+            },
+            &[
+                0x02, 0x81, 0x03, 0x93, 0xa1, b'K', 0xc4, 0x01, b'p', 0x92, 0x01, 0x02,
+            ],
+        ),
+    ];
+    for (event, expected) in cases {
+        assert_eq!(encode_event(&event).unwrap(), expected, "{event:?}");
+        assert_eq!(decode_event(expected).unwrap(), event);
+    }
 }
 
 #[test]
