@@ -124,14 +124,25 @@ fn find_units(
         }
     }
     let mut superseded = Vec::new();
-    for d in &dirs {
+    // A reader lists beside a writer that archives and deletes units, and a listing is no
+    // snapshot: one that runs while an archive is renamed in and its segment then removed
+    // may hold neither name. A second listing, begun after the first ended, holds the
+    // archive (renamed before the segment went), so a read-only open takes the union of
+    // two. (Across two directories the order alone suffices: segments, then archives.)
+    let listings = if read_only { 2 } else { 1 };
+    let passes = std::iter::repeat_n(&dirs, listings).flatten();
+    for d in passes {
         for name in fs.list_dir(d)? {
             let Some(name) = name.to_str() else { continue };
             let path = d.join(name);
             match file_name::parse(name) {
                 Some((FileKind::Segment, id)) if d == dir => match found.get(&id) {
                     // Archived, but the crash came before the segment was removed.
-                    Some(Found::Archive(_)) => superseded.push(path),
+                    Some(Found::Archive(_)) => {
+                        if !superseded.contains(&path) {
+                            superseded.push(path);
+                        }
+                    }
                     _ => {
                         found.insert(id, Found::Segment(path));
                     }

@@ -214,6 +214,35 @@ fn a_read_only_open_looks_again_when_the_writer_archives_segments_it_listed() {
 }
 
 #[test]
+fn a_read_only_open_finds_a_segment_archived_while_it_listed_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(open_small(dir.path(), 2048));
+    fill(&log, 1, 400, 4);
+    let first = log.units()[0].clone();
+    let segment = format!("{:020}.seg", first.first_event_id);
+    let fs = FaultyFs::new();
+    let writer = Arc::clone(&log);
+    // The worst a listing can do while a segment is archived beside it (archive renamed in,
+    // then the segment removed, in the same directory): pass the archive's place before the
+    // rename and the segment's after the removal, and return neither.
+    fs.edit_next_list(move |names| {
+        assert_eq!(writer.archive(first.end_event_id - 1).unwrap().len(), 1);
+        names.retain(|name| name.to_str() != Some(segment.as_str()));
+    });
+    let ro = FileLogOptions::default()
+        .file_system(Arc::new(fs))
+        .open_read_only(dir.path())
+        .unwrap();
+    // As opened, before any read lists the directory again.
+    let units = ro.units();
+    assert_eq!(units[0].first_event_id, 1, "{units:?}");
+    assert_eq!(units[0].state, azoth_core::UnitState::Archived);
+    assert_eq!(ro.file_stats().unwrap().archived_count, 1);
+    assert_holds(&ro, 1, 400);
+    assert!(ro.verify().unwrap().is_ok());
+}
+
+#[test]
 fn a_read_only_open_looks_again_when_retention_removes_units_it_listed() {
     let dir = tempfile::tempdir().unwrap();
     let log = Arc::new(open_small(dir.path(), 2048));
