@@ -1,7 +1,8 @@
-//! The MessagePack of [`DatabaseEvent`], written and (for `WriteEvent`s) read by hand, byte
-//! for byte as rmp-serde would (the tests compare both): serde's generic path (variant names
-//! matched as strings, a `Vec` grown byte by byte for `bin`) was most of the time of a replay
-//! or a catch-up.
+//! The MessagePack of [`DatabaseEvent`], by hand. Written in version 2's layout: rmp-serde's
+//! with every variant as its index, which rmp-serde reads but cannot write. Read, for
+//! `WriteEvent`s, in either version's layout, giving exactly what rmp-serde gives (the tests
+//! compare both): serde's generic path (variant names matched as strings, a `Vec` grown byte
+//! by byte for `bin`) was most of the time of a replay or a catch-up.
 //!
 //! ```text
 //! version 1 (variants by name):
