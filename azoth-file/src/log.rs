@@ -66,8 +66,9 @@ pub(crate) struct Shared {
     pub(crate) gaps: Mutex<Vec<(EventId, EventId)>>,
     /// Held by archival and retention (see `FileEventLog::maintenance_guard`).
     maintenance: Mutex<()>,
-    /// Why the log refuses writes, once a sync failed.
-    poisoned: Mutex<Option<String>>,
+    /// Why the log refuses writes, once a sync failed: the first failure's detail. Read by
+    /// every append, with one atomic load.
+    poisoned: std::sync::OnceLock<String>,
     /// Held through every `fdatasync` of the active segment's file (see
     /// [`Shared::sync_active`]).
     active_sync: Mutex<()>,
@@ -229,10 +230,8 @@ impl Tail {
 impl Shared {
     fn poison(&self, detail: String) {
         tracing::error!(dir = %self.dir.display(), %detail, "event log poisoned");
-        let mut p = self.poisoned.lock();
-        if p.is_none() {
-            *p = Some(detail);
-        }
+        // The first failure's detail stays: later ones are its consequences.
+        let _ = self.poisoned.set(detail);
     }
 
     /// How far a reader may read `seg`: a block boundary at or past everything published
@@ -293,7 +292,7 @@ impl Shared {
     }
 
     fn check_poisoned(&self) -> Result<()> {
-        match &*self.poisoned.lock() {
+        match self.poisoned.get() {
             Some(detail) => Err(AzothError::Poisoned {
                 detail: detail.clone(),
             }),
@@ -418,7 +417,7 @@ impl FileEventLog {
             gaps: Mutex::new(crate::gaps::load(dir)),
             maintenance: Mutex::new(()),
             options,
-            poisoned: Mutex::new(None),
+            poisoned: std::sync::OnceLock::new(),
             active_sync: Mutex::new(()),
             tail: Mutex::new(writer.as_ref().map(|(w, file_len)| Tail {
                 file: Arc::clone(&w.file),
