@@ -557,6 +557,65 @@ fn append_unflushed_app_event(dir: &Path, kind: &str, amount: u64) {
     log.sync().unwrap();
 }
 
+/// A log an earlier build wrote (event envelope version 1, variants by name) opens, replays
+/// and rebuilds as it did, beside events this build writes (version 2).
+#[test]
+fn events_of_envelope_version_1_replay_and_rebuild() {
+    use azoth_core::{EventLog, OperationId};
+    let dir = tempfile::tempdir().unwrap();
+    let with = || with_projection(base(dir.path()));
+    let db = Database::open_with(with()).unwrap();
+    db.put(b"new", b"version 2").unwrap();
+    db.close().unwrap();
+
+    // As an earlier build left its unflushed tail.
+    let log = azoth_file::FileLogOptions::default()
+        .sync_mode(SyncMode::Never)
+        .open(dir.path().join("log"))
+        .unwrap();
+    let first = log.next_event_id().unwrap();
+    let events = [
+        DatabaseEvent::WriteEvent {
+            operation: Operation::Put {
+                key: b"old".to_vec(),
+                value: b"version 1".to_vec(),
+            },
+            operation_id: OperationId::new(1, first),
+        },
+        DatabaseEvent::WriteEvent {
+            operation: Operation::Delete {
+                key: b"new".to_vec(),
+            },
+            operation_id: OperationId::new(1, first + 1),
+        },
+        DatabaseEvent::AppEvent {
+            kind: "Credited:ada".into(),
+            payload: rmp_serde::to_vec(&9u64).unwrap(),
+            operation_id: OperationId::new(1, first + 2),
+        },
+    ];
+    let version_1: Vec<Vec<u8>> = events
+        .iter()
+        .map(|e| [vec![1], rmp_serde::to_vec(e).unwrap()].concat())
+        .collect();
+    log.append_batch_with_ids(first, &version_1).unwrap();
+    log.sync().unwrap();
+    drop(log);
+
+    let expected: BTreeMap<Vec<u8>, Vec<u8>> = [
+        (b"balance:ada".to_vec(), 9u64.to_le_bytes().to_vec()),
+        (b"old".to_vec(), b"version 1".to_vec()),
+    ]
+    .into();
+    let db = Database::open_with(with()).unwrap();
+    assert_eq!(all_live(&db), expected);
+    assert_eq!(db.get_events().unwrap()[1..], events);
+    db.rebuild_view().unwrap();
+    assert_eq!(all_live(&db), expected);
+    assert!(db.verify().unwrap().is_ok());
+    db.close().unwrap();
+}
+
 /// A view built with projections is not silently changed by an open without them: such an
 /// open is refused where it would have to project application events (an unflushed tail
 /// holding them, `rebuild_view`, `append_event`), unless the configuration allows it.
