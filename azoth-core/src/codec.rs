@@ -39,8 +39,8 @@ pub fn encode_event(event: &DatabaseEvent) -> Result<Vec<u8>> {
 
 /// About the encoded size of `event`, so that one allocation holds it.
 fn encoded_len_hint(event: &DatabaseEvent) -> usize {
-    // Version, tags, two u64 ids, the bin headers: under 32 bytes.
-    32 + match event {
+    // Version, tags, two u64 ids, the str and bin headers: at most 36 bytes.
+    40 + match event {
         DatabaseEvent::WriteEvent { operation, .. } => match operation {
             Operation::Put { key, value } => key.len() + value.len(),
             Operation::Delete { key } => key.len(),
@@ -122,6 +122,26 @@ mod tests {
             DatabaseEvent::AppEvent {
                 kind: "Deposited".into(),
                 payload: vec![1; 300],
+                operation_id: id,
+            },
+            // Every string width, and the widest integer.
+            DatabaseEvent::AppEvent {
+                kind: "k".repeat(40),
+                payload: Vec::new(),
+                operation_id: OperationId::new(u64::MAX, 0),
+            },
+            DatabaseEvent::AppEvent {
+                kind: "k".repeat(300),
+                payload: vec![2; 70_000],
+                operation_id: id,
+            },
+            DatabaseEvent::AppEvent {
+                kind: "k".repeat(70_000),
+                payload: vec![3],
+                operation_id: id,
+            },
+            DatabaseEvent::CompactionEvent {
+                level: usize::MAX,
                 operation_id: id,
             },
         ]
