@@ -112,6 +112,9 @@ pub(crate) struct Tail {
     /// ([`FileLogOptions::preallocate`]); for a mapped file, or after zeros failed to be
     /// written ahead, the most it may have grown to.
     file_len: u64,
+    /// Set when the writer's handle is dropped: its directory lock is gone, and another
+    /// writer may own the file, so gathered events left over are never written from then on.
+    closed: bool,
 }
 
 /// The active segment's file as the writer should use it, and the most its length may grow
@@ -201,6 +204,12 @@ impl Tail {
     fn write_out(&mut self) -> std::io::Result<()> {
         if self.pending_count == 0 {
             return Ok(());
+        }
+        if self.closed {
+            // Written now, they would land over whatever the next writer put there.
+            return Err(std::io::Error::other(
+                "the log was closed before its gathered events were written",
+            ));
         }
         let hash = encode_frame_area(
             &mut self.frame,
@@ -430,6 +439,7 @@ impl FileEventLog {
                 frame: Vec::new(),
                 // Open cut any zeros a crash left after the last block; a map allocates more.
                 file_len: *file_len,
+                closed: false,
             })),
             read_only,
             follow: Mutex::new(()),
@@ -790,6 +800,22 @@ fn spawn_syncer(shared: &Arc<Shared>, ms: u64) -> Result<Syncer> {
 
 impl Drop for FileEventLog {
     fn drop(&mut self) {
+        self.write_out_and_sync_at_close();
+        // The directory lock goes with this handle, and another writer may own the files from
+        // then on, while the shared state lives on in any iterator still open. Events still
+        // gathered here (the log was poisoned, or the write above failed) must never reach
+        // the file later: a reader's write-out would put them over that writer's blocks.
+        // Such a reader gets an error instead.
+        if let Some(t) = self.shared.tail.lock().as_mut() {
+            t.closed = true;
+        }
+    }
+}
+
+impl FileEventLog {
+    /// The close of [`Drop`]: the gathered tail written out and, unless under
+    /// `SyncMode::Never`, synced.
+    fn write_out_and_sync_at_close(&self) {
         // A clean close loses nothing: the gathered blocks reach the file in every mode, and
         // under IntervalMs they are synced too.
         if self.shared.check_poisoned().is_ok() {
