@@ -6,8 +6,11 @@
 //! such segment: every segment before it was made durable, by a sync at sealing or by a
 //! `sync()`. Open scans the segments from the mark on like the active segment, and cuts the
 //! log at the first block that is not whole, so that the log is again a prefix of what was
-//! appended and `verify()` passes. Without a mark (a log never written under `Never`) every
-//! sealed segment is durable.
+//! appended and `verify()` passes. Under `IntervalMs` sealing syncs, but the active
+//! segment's blocks are not synced one by one, so the mark covers the active segment and
+//! follows it at each rotation: there, a damaged block before whole ones is a power loss's,
+//! not damage. Without a mark (a log last opened under `Always`) every sealed segment is
+//! durable and every block of the active one was synced before the next was written.
 //!
 //! ```text
 //! 0        8         12               20           24

@@ -708,6 +708,14 @@ impl FileEventLog {
         w.seg = seg;
         w.file = file;
         w.offset = SEGMENT_HEADER_LEN as u64;
+        if let SyncMode::IntervalMs(_) = self.shared.options.sync_mode {
+            // The sealed segment is durable now; only the new one may lose a block before
+            // whole ones to a power loss. A mark left behind covers a durable segment too,
+            // which only makes the next open scan it.
+            if let Err(e) = crate::durable_mark::save(fs, dir, w.next_id) {
+                tracing::warn!(error = %e, "moving the durable mark after a rotation failed");
+            }
+        }
         Ok(sealed_path)
     }
 

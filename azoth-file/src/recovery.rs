@@ -454,8 +454,10 @@ fn end_log_in(
 }
 
 /// After a writable open (which found the mark `current`): the segments the mark covered
-/// that scanned whole are made durable now, and the mark moves to the active segment under `SyncMode::Never` (whose sealing does
-/// not sync), or goes under the other modes (whose sealing does).
+/// that scanned whole are made durable now, and the mark moves to the active segment under
+/// `SyncMode::Never` (whose sealing does not sync) and `IntervalMs` (whose appends are not
+/// synced one by one, so that a power loss can leave a lost block before whole ones), or goes
+/// under `Always`.
 fn settle_durable_mark(
     dir: &Path,
     options: &FileLogOptions,
@@ -475,16 +477,17 @@ fn settle_durable_mark(
         .list
         .last()
         .map_or(1, |unit| unit.first_id());
-    let wanted = if options.sync_mode == SyncMode::Never {
-        Mark::From(active)
-    } else {
+    let wanted = if options.sync_mode == SyncMode::Always {
         Mark::None
+    } else {
+        Mark::From(active)
     };
     match wanted {
         Mark::From(id) if current != wanted => durable_mark::save(fs, dir, id),
         Mark::None => {
-            // The active segment's blocks appended under `Never` are durable before the mark
-            // goes: without it, a lost block followed by whole ones reads as damage.
+            // The active segment's blocks appended under `Never` or `IntervalMs` are durable
+            // before the mark goes: without it, a lost block followed by whole ones reads as
+            // damage.
             if let (Mark::From(_), Some(Unit::Segment(seg))) =
                 (current, recovered.units.list.last())
             {

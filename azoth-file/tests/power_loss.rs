@@ -501,3 +501,35 @@ fn a_gap_past_where_a_power_loss_ended_the_log_is_forgotten() {
     assert_holds(&log, 1, lost_from);
     assert!(log.verify().unwrap().is_ok());
 }
+
+/// Under `IntervalMs` the durable mark covers the active segment only (its appends are not
+/// synced one by one) and follows it at each rotation (whose sealing syncs): a power loss
+/// then costs at most the active segment's unsynced tail, and the next open, in any mode,
+/// scans no sealed segment block by block.
+#[test]
+fn under_interval_ms_the_durable_mark_follows_the_active_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = PowerLossFs::default();
+    let log = open_on(dir.path(), &fs, SyncMode::IntervalMs(3_600_000));
+    fill(&log, 1, 900, 3);
+    let units = log.units();
+    assert!(units.len() > 3, "the appends rotated");
+    let active_first = units.last().unwrap().first_event_id;
+    let sealed_end = units[units.len() - 2].end_event_id;
+
+    let crashed = tempfile::tempdir().unwrap();
+    fs.after_power_loss(dir.path(), crashed.path());
+    // FORMAT.md: magic, version, then the first id of the segments not known to be durable.
+    let mark = std::fs::read(crashed.path().join("DURABLE")).unwrap();
+    assert_eq!(&mark[..8], b"AZOTHDUR");
+    assert_eq!(
+        u64::from_le_bytes(mark[12..20].try_into().unwrap()),
+        active_first
+    );
+    drop(log);
+
+    let reopened = open_always(crashed.path());
+    assert!(reopened.next_event_id().unwrap() >= sealed_end);
+    assert_holds(&reopened, 1, sealed_end);
+    assert!(reopened.verify().unwrap().is_ok());
+}
