@@ -817,6 +817,14 @@ impl Drop for FileEventLog {
         if let Some(t) = self.shared.tail.lock().as_mut() {
             t.closed = true;
         }
+        // Nor is this the directory's writer any more: read-only handles opened in this
+        // process from now on ask the next one, not this one an iterator keeps alive.
+        if self.writer.is_some() {
+            let me = Arc::as_ptr(&self.shared);
+            WRITERS
+                .lock()
+                .retain(|(_, w)| w.strong_count() > 0 && !std::ptr::eq(w.as_ptr(), me));
+        }
     }
 }
 

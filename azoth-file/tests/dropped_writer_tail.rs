@@ -79,3 +79,32 @@ fn a_dropped_poisoned_writer_never_writes_over_the_next_writers_blocks() {
     assert!(read.len() < 1_000, "the old iterator ends");
     assert!(read.last().is_some_and(Result::is_err), "{:?}", read.last());
 }
+
+/// A read-only handle opened in the process asks the directory's writer to write out its
+/// gathered events first. A dropped writer that an iterator keeps alive is no longer that
+/// writer: the read-only handle must reach the next one, and see what it acknowledged.
+#[test]
+fn a_read_only_handle_asks_the_live_writer_not_a_dropped_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = FaultyFs::new();
+    let log = open_buffered(dir.path(), &fs);
+    fill(&log, 1, 20, 5);
+    // Poisoned with events gathered, so the dropped handle keeps them.
+    fs.set(|p| p.fail_sync_after = Some(0));
+    log.rotate().unwrap();
+    fill(&log, 20, 25, 5);
+    assert!(log.sync().is_err());
+    let leftover = log.iter_range(1, None).unwrap();
+    drop(log);
+
+    let log2 = open_buffered(dir.path(), &FaultyFs::new());
+    let first = log2.next_event_id().unwrap();
+    let events: Vec<Vec<u8>> = (first..first + 5).map(other).collect();
+    // Gathered in the write buffer, not yet on the file.
+    log2.append_batch_with_ids(first, &events).unwrap();
+
+    let ro = FileEventLog::open_read_only(dir.path()).unwrap();
+    assert_eq!(ro.newest_event_id().unwrap(), first + 4);
+    assert_eq!(ro.get(first + 4).unwrap(), Some(other(first + 4)));
+    drop(leftover);
+}
