@@ -27,12 +27,18 @@ fn damaged_log(sync_mode: SyncMode) -> tempfile::TempDir {
         log.append_with_id(id, &[fill; 1000]).unwrap();
     }
     drop(log);
-    let path = active_segment(dir.path());
+    damage_second_block(dir.path());
+    dir
+}
+
+/// Flips a byte inside the payload of the second block (the one filled with `0xBB`) of the
+/// active segment in `dir`.
+fn damage_second_block(dir: &Path) {
+    let path = active_segment(dir);
     let mut bytes = std::fs::read(&path).unwrap();
     let second = bytes.windows(64).position(|w| w == [0xBB; 64]).unwrap();
     bytes[second + 500] ^= 0x01;
     std::fs::write(&path, bytes).unwrap();
-    dir
 }
 
 #[test]
@@ -90,11 +96,7 @@ fn a_power_loss_under_interval_ms_is_cut_by_an_open_under_always_too() {
         std::fs::copy(&path, crashed.path().join(path.file_name().unwrap())).unwrap();
     }
     drop(log);
-    let path = active_segment(crashed.path());
-    let mut bytes = std::fs::read(&path).unwrap();
-    let second = bytes.windows(64).position(|w| w == [0xBB; 64]).unwrap();
-    bytes[second + 500] ^= 0x01;
-    std::fs::write(&path, bytes).unwrap();
+    damage_second_block(crashed.path());
 
     let log = FileLogOptions::default()
         .sync_mode(SyncMode::Always)
