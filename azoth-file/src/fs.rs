@@ -278,7 +278,7 @@ pub struct FaultPlan {
 }
 
 /// What runs right after the next directory listing, given the names it returns (see
-/// [`FaultyFs::after_next_list`]).
+/// [`FaultyFs::edit_next_list`]).
 type ListHook = Box<dyn FnOnce(&mut Vec<OsString>) + Send>;
 
 /// A [`FileSystem`] over [`StdFs`] that fails the operations its [`FaultPlan`] names.
@@ -310,14 +310,9 @@ impl FaultyFs {
 
     /// Runs `f` once, right after the next directory listing and before its caller reads
     /// any file it listed: a writer's archival or retention at the worst moment for a reader.
-    pub fn after_next_list(&self, f: impl FnOnce() + Send + 'static) {
-        self.edit_next_list(|_| f());
-    }
-
-    /// As [`after_next_list`](Self::after_next_list), and `f` may also change the names the
-    /// listing returns: a listing that ran while files were renamed and removed, which may
-    /// miss a name that existed all through it (`readdir` makes no promise for names added
-    /// or removed meanwhile).
+    /// `f` may also change the names the listing returns: a listing that ran while files were
+    /// renamed and removed may miss a name that existed all through it (`readdir` makes no
+    /// promise for names added or removed meanwhile).
     pub fn edit_next_list(&self, f: impl FnOnce(&mut Vec<OsString>) + Send + 'static) {
         *self.after_list.lock() = Some(Box::new(f));
     }

@@ -181,15 +181,16 @@ fn a_read_only_handle_looks_again_when_units_go_while_it_reloads_them() {
 }
 
 /// A read-only open over `dir` whose directory listing the writer `log` outdates at once:
-/// `change` runs right after the open listed the directory, before it read any file listed.
+/// `change` runs right after the open listed the directory, before it read any file listed,
+/// and may also change the names the listing returns.
 fn open_read_only_racing(
     dir: &std::path::Path,
     log: &Arc<FileEventLog>,
-    change: impl FnOnce(&FileEventLog) + Send + 'static,
+    change: impl FnOnce(&FileEventLog, &mut Vec<std::ffi::OsString>) + Send + 'static,
 ) -> azoth_core::Result<FileEventLog> {
     let fs = FaultyFs::new();
     let log = Arc::clone(log);
-    fs.after_next_list(move || change(&log));
+    fs.edit_next_list(move |names| change(&log, names));
     FileLogOptions::default()
         .file_system(Arc::new(fs))
         .open_read_only(dir)
@@ -203,7 +204,7 @@ fn a_read_only_open_looks_again_when_the_writer_archives_segments_it_listed() {
     let units = log.units();
     assert!(units.len() >= 4, "{units:?}");
     let up_to = units[2].end_event_id - 1;
-    let ro = open_read_only_racing(dir.path(), &log, move |log| {
+    let ro = open_read_only_racing(dir.path(), &log, move |log, _| {
         assert_eq!(log.archive(up_to).unwrap().len(), 3);
     })
     .unwrap();
@@ -220,19 +221,14 @@ fn a_read_only_open_finds_a_segment_archived_while_it_listed_the_directory() {
     fill(&log, 1, 400, 4);
     let first = log.units()[0].clone();
     let segment = format!("{:020}.seg", first.first_event_id);
-    let fs = FaultyFs::new();
-    let writer = Arc::clone(&log);
     // The worst a listing can do while a segment is archived beside it (archive renamed in,
     // then the segment removed, in the same directory): pass the archive's place before the
     // rename and the segment's after the removal, and return neither.
-    fs.edit_next_list(move |names| {
-        assert_eq!(writer.archive(first.end_event_id - 1).unwrap().len(), 1);
+    let ro = open_read_only_racing(dir.path(), &log, move |log, names| {
+        assert_eq!(log.archive(first.end_event_id - 1).unwrap().len(), 1);
         names.retain(|name| name.to_str() != Some(segment.as_str()));
-    });
-    let ro = FileLogOptions::default()
-        .file_system(Arc::new(fs))
-        .open_read_only(dir.path())
-        .unwrap();
+    })
+    .unwrap();
     // As opened, before any read lists the directory again.
     let units = ro.units();
     assert_eq!(units[0].first_event_id, 1, "{units:?}");
@@ -253,7 +249,7 @@ fn a_read_only_open_looks_again_when_retention_removes_units_it_listed() {
     assert_eq!(log.archive(units[1].end_event_id - 1).unwrap().len(), 2);
     let (front_end, middle) = (units[2].end_event_id - 1, units[4].clone());
     let removed = middle.clone();
-    let ro = open_read_only_racing(dir.path(), &log, move |log| {
+    let ro = open_read_only_racing(dir.path(), &log, move |log, _| {
         // From the front (archives and a segment), then one segment from the middle.
         assert_eq!(log.delete_range(0, front_end).unwrap() as u64, front_end);
         assert_eq!(
